@@ -1,0 +1,168 @@
+"""Citations are attached and verified in code, never trusted from the model.
+
+Each answer sentence is matched to the retrieved sentence that supports it best
+(character-bigram containment, on simplified text); a sentence with no support
+is marked unsupported. Every citation's quote is then checked to be exactly the
+source text at its offsets, inside the unit it names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .guard import referenced_articles
+from .models import AnswerSentence, Article, Citation, Document, Hit
+from .text import split_sentences, to_simplified
+
+_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def _bigrams(text: str) -> set[str]:
+    t = _PUNCT.sub("", to_simplified(text).lower())
+    if len(t) < 2:
+        return {t} if t else set()
+    return {t[i : i + 2] for i in range(len(t) - 1)}
+
+
+@dataclass(frozen=True)
+class SourceSentence:
+    unit: Article
+    start: int  # absolute offsets into the document source
+    end: int
+    text: str
+
+    @property
+    def grams(self) -> set[str]:
+        return _bigrams(self.text)
+
+
+def unit_sentences(unit: Article) -> list[SourceSentence]:
+    """The unit's sentences with absolute offsets (quotes are slices of the source)."""
+    out = []
+    for s, e in split_sentences(unit.text):
+        text = unit.text[s:e]
+        if _CJK.search(text) or len(text) > 3:
+            out.append(SourceSentence(unit, unit.start + s, unit.start + e, text))
+    return out
+
+
+def citation_for(sentence: SourceSentence) -> Citation:
+    u = sentence.unit
+    return Citation(
+        doc_id=u.doc_id,
+        article=u.number,
+        chapter=u.chapter,
+        unit=u.unit,
+        title=u.title,
+        quote=sentence.text,
+        start=sentence.start,
+        end=sentence.end,
+        label=u.label,
+    )
+
+
+def split_answer(text: str) -> list[str]:
+    """Answer text → sentences (Chinese and English punctuation)."""
+    parts = re.split(r"(?<=[。！？!?；;])\s*|(?<=\.)\s+|\n+", text.strip())
+    return [p.strip() for p in parts if p and p.strip()]
+
+
+class CitationAttacher:
+    """Match answer sentences to the retrieved sentences that support them.
+
+    ``min_support``: share of an answer sentence's bigrams that must occur in one
+    source sentence; ``min_unit_support``: the looser share accepted across a
+    whole unit (for sentences that summarise several of its clauses).
+    """
+
+    def __init__(self, min_support: float = 0.5, min_unit_support: float = 0.6, min_grams: int = 4) -> None:
+        for name, value in (("min_support", min_support), ("min_unit_support", min_unit_support)):
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        self.min_support = min_support
+        self.min_unit_support = min_unit_support
+        self.min_grams = min_grams
+
+    def run(self, answer_text: str, hits: list[Hit]) -> tuple[list[AnswerSentence], list[Citation]]:
+        candidates = [s for hit in hits for s in unit_sentences(hit.unit)]
+        unit_grams = {hit.unit.unit_id: _bigrams(hit.unit.text) for hit in hits}
+        cached = [(s, s.grams) for s in candidates]
+        citations: list[Citation] = []
+        index_of: dict[tuple[str, int, int], int] = {}
+        sentences: list[AnswerSentence] = []
+        for sent in split_answer(answer_text):
+            grams = _bigrams(sent)
+            best = self._best(grams, cached, unit_grams) if len(grams) >= self.min_grams else None
+            if best is not None and self._names_other_article(sent, best.unit):
+                best = None
+            if best is None:
+                sentences.append(AnswerSentence(sent, None))
+                continue
+            key = (best.unit.unit_id, best.start, best.end)
+            if key not in index_of:
+                index_of[key] = len(citations)
+                citations.append(citation_for(best))
+            sentences.append(AnswerSentence(sent, index_of[key]))
+        return sentences, citations
+
+    def _best(
+        self,
+        grams: set[str],
+        candidates: list[tuple[SourceSentence, set[str]]],
+        unit_grams: dict[str, set[str]],
+    ) -> SourceSentence | None:
+        best: SourceSentence | None = None
+        best_score = 0.0
+        for sentence, sgrams in candidates:
+            score = len(grams & sgrams) / len(grams)
+            if score > best_score:
+                best, best_score = sentence, score
+        if best is not None and best_score >= self.min_support:
+            return best
+        # A summary of several clauses of one unit: accept the unit, quote its best sentence.
+        for uid, ugrams in unit_grams.items():
+            if len(grams & ugrams) / len(grams) >= self.min_unit_support:
+                in_unit = [(s, g) for s, g in candidates if s.unit.unit_id == uid]
+                if in_unit:
+                    return max(in_unit, key=lambda sg: len(grams & sg[1]))[0]
+        return None
+
+    @staticmethod
+    def _names_other_article(sentence: str, unit: Article) -> bool:
+        """A sentence that names an article other than the one supporting it is not verified."""
+        named = referenced_articles(to_simplified(sentence))
+        return bool(named) and unit.number not in named
+
+
+class CitationVerifier:
+    """Checks that a citation points at a real unit and quotes it verbatim."""
+
+    def __init__(self, documents: Iterable[Document]) -> None:
+        self._docs = {d.doc_id: d for d in documents}
+
+    def problem(self, citation: Citation) -> str | None:
+        """None when the citation is sound, else what is wrong with it."""
+        doc = self._docs.get(citation.doc_id)
+        if doc is None:
+            return f"unknown document {citation.doc_id!r}"
+        unit = next(
+            (u for u in doc.units if u.number == citation.article and u.chapter == citation.chapter),
+            None,
+        )
+        if unit is None:
+            where = f"article {citation.article}" if citation.article is not None else f"chapter {citation.chapter} intro"
+            return f"{where} does not exist in {citation.doc_id}"
+        if not citation.quote.strip():
+            return "empty quote"
+        if not (unit.start <= citation.start < citation.end <= unit.end):
+            return f"offsets {citation.start}-{citation.end} fall outside {unit.label}"
+        if doc.source[citation.start : citation.end] != citation.quote:
+            return f"quote does not match the source at {citation.start}-{citation.end}"
+        return None
+
+    def run(self, citations: list[Citation]) -> list[Citation]:
+        """Only the citations that verify."""
+        return [c for c in citations if self.problem(c) is None]

@@ -1,0 +1,96 @@
+"""Follow-up questions → standalone questions, before retrieval.
+
+"那高中呢？" after "区里对幼儿园有什么规划？" → "区里对高中有什么规划？".
+With a language model the rewrite is asked of it (one short call, validated);
+without one, or when its output is unusable, a rule swaps the new topic into
+the previous question's frame, or else prefixes the previous question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from .generators import Generator
+from .text import to_simplified
+
+# Elliptical follow-ups: short, or opening with a discourse marker, or "X呢".
+_MARKER = re.compile(r"^(那|那么|还有|另外|再问|然后|此外|那如果|如果是|and|what about|how about)", re.IGNORECASE)
+_TOPIC_NE = re.compile(r"^(?:那么|那|还有|另外|然后)?\s*(?P<topic>[^，,？?。！!]{1,16}?)\s*(?:这块|这方面|方面|这一块|的话)?\s*呢\s*[？?]?")
+_FRAME = re.compile(r"(?P<head>^.*?(?:对|关于|在))(?P<slot>[^，,？?。]{1,16}?)(?P<tail>(?:有|是|怎么|如何|方面|的|提|讲|说|上).*)$")
+_PRONOUN = re.compile(r"(它|这个|这些|那个|那些|他们|其|上面|前面|刚才)")
+
+
+def last_user_turn(history: list[dict[str, str]] | None) -> str | None:
+    for turn in reversed(history or []):
+        if turn.get("role") == "user" and turn.get("content", "").strip():
+            return turn["content"].strip()
+    return None
+
+
+def needs_context(question: str) -> bool:
+    q = question.strip()
+    return bool(_MARKER.search(q) or _TOPIC_NE.search(q) or _PRONOUN.search(q) or len(q) <= 8)
+
+
+def rule_rewrite(question: str, previous: str) -> str:
+    """Rewrite without a model: swap the topic into the previous question's frame."""
+    q = to_simplified(question.strip())
+    prev = to_simplified(previous.strip())
+    m = _TOPIC_NE.search(q)
+    if m:
+        topic = m.group("topic").strip()
+        rest = q[m.end() :].strip()
+        frame = _FRAME.match(prev)
+        if frame and topic:
+            rewritten = f"{frame.group('head')}{topic}{frame.group('tail')}"
+            return f"{rewritten}{rest}" if rest else rewritten
+        return f"{topic}：{prev}{rest}"
+    return f"{prev} {q}"
+
+
+RewriteFn = Callable[[str, str], str | None]
+
+
+class FollowUpRewriter:
+    """Turn a follow-up into a standalone question using the conversation history."""
+
+    def __init__(self, generator: Generator | None = None, max_tokens: int = 48) -> None:
+        if max_tokens < 8:
+            raise ValueError(f"max_tokens must be >= 8, got {max_tokens}")
+        self.generator = generator
+        self.max_tokens = max_tokens
+
+    def run(self, question: str, history: list[dict[str, str]] | None) -> str:
+        previous = last_user_turn(history)
+        if previous is None or not needs_context(question):
+            return question
+        if self.generator is not None:
+            rewritten = self._model_rewrite(question, previous)
+            if rewritten:
+                return rewritten
+        return rule_rewrite(question, previous)
+
+    def _model_rewrite(self, question: str, previous: str) -> str | None:
+        assert self.generator is not None
+        messages = [
+            {
+                "role": "system",
+                "content": "把用户的追问改写成一个完整、独立的问题，补全省略的主题。只输出改写后的问题。",
+            },
+            {"role": "user", "content": "上一问：区里对幼儿园有什么规划？\n追问：那高中呢？"},
+            {"role": "assistant", "content": "区里对高中有什么规划？"},
+            {"role": "user", "content": f"上一问：{previous}\n追问：{question}"},
+        ]
+        try:
+            out = "".join(self.generator.stream(messages, max_tokens=self.max_tokens, stop=["\n"])).strip()
+        except Exception:  # noqa: BLE001 - a failed rewrite must never break answering
+            return None
+        out = out.strip("“”\"' ")
+        # Reject echoes, explanations and drift: it must be one short question sharing words with the input.
+        if not out or len(out) > 80 or len(out) < 4 or "\n" in out:
+            return None
+        q_chars = set(to_simplified(question)) - set("那呢？?，, ")
+        if q_chars and not (q_chars & set(to_simplified(out))):
+            return None
+        return out

@@ -1,0 +1,95 @@
+"""Script conversion, language guess, BM25 tokens and sentence spans."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from assistant.text import (
+    DOMAIN_TERMS,
+    STOPWORDS,
+    bm25_tokens,
+    detect_language,
+    split_sentences,
+    to_simplified,
+    to_traditional,
+)
+
+
+def test_script_conversion_round_trip() -> None:
+    assert to_simplified("「十三五」期間瑤海區完成了多少個老舊小區") == "「十三五」期间瑶海区完成了多少个老旧小区"
+    assert to_traditional("养老服务体系") == "養老服務體系"
+    assert to_simplified(to_traditional("加强劳动和社会保障")) == "加强劳动和社会保障"
+    assert to_simplified("") == ""
+    assert to_simplified("Hello, world 123") == "Hello, world 123"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("瑶海区的“1335”养老服务体系是什么意思？", "zh-Hans"),
+        ("「十三五」期間瑤海區一共完成了多少個老舊小區？", "zh-Hant"),
+        ("我住瑤海區，家裡長輩中風後長期臥床", "zh-Hant"),
+        ("Which article covers building emergency shelters?", "en"),
+        ("What does Yaohai plan for 养老?", "en"),
+        ("GDP增长目标是多少？", "zh-Hans"),
+        ("中国", "zh-Hans"),  # identical in both scripts → simplified
+        ("", "zh-Hans"),
+        ("12345", "zh-Hans"),
+    ],
+)
+def test_detect_language(text: str, expected: str) -> None:
+    assert detect_language(text) == expected
+
+
+def test_bm25_tokens_simplify_lowercase_and_drop_noise() -> None:
+    toks = bm25_tokens("「十三五」期間瑤海區完成了多少個老舊小區？")
+    assert "十三五" in toks and "瑶海区" in toks and "老旧小区" in toks and "小区" in toks
+    assert not any(t in STOPWORDS for t in toks)
+    assert not any(not t.strip() or all(not ch.isalnum() for ch in t) for t in toks)
+    assert bm25_tokens("Yaohai ELEVATOR") == ["yaohai", "elevator"]
+    assert bm25_tokens("，。！？   ") == []
+    assert bm25_tokens("") == []
+
+
+def test_domain_terms_stay_whole_in_search_mode() -> None:
+    for term in ("加装电梯", "长期护理保险", "医联体", "养老机构"):
+        assert term in DOMAIN_TERMS
+        assert term in bm25_tokens(f"关于{term}的规定")
+
+
+def test_traditional_and_simplified_questions_tokenize_alike() -> None:
+    assert bm25_tokens("長期護理保險制度") == bm25_tokens("长期护理保险制度")
+
+
+def test_split_sentences_spans_are_exact_and_trimmed() -> None:
+    text = "  第一句。第二句！\n第三句“引用。”然后；\n\n最后没有标点  \n"
+    spans = split_sentences(text)
+    assert [text[a:b] for a, b in spans] == ["第一句。", "第二句！", "第三句“引用。”", "然后；", "最后没有标点"]
+    for a, b in spans:
+        assert text[a:b] == text[a:b].strip()
+
+
+def test_split_sentences_edge_cases() -> None:
+    assert split_sentences("") == []
+    assert split_sentences("   \n ") == []
+    assert split_sentences("无标点") == [(0, 3)]
+    assert [("问？！"[a:b]) for a, b in split_sentences("问？！")] == ["问？！"]
+
+
+def test_split_sentences_on_the_plan(plan_text: str) -> None:
+    spans = split_sentences(plan_text)
+    assert len(spans) > 300
+    assert all(0 <= a < b <= len(plan_text) for a, b in spans)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:], strict=False))  # ordered, disjoint
+
+
+def test_jieba_loads_silently() -> None:
+    code = "from assistant.text import bm25_tokens; bm25_tokens('养老服务'); bm25_tokens('老旧小区')"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert "Building prefix dict" not in proc.stderr
