@@ -42,8 +42,17 @@ class SourceSentence:
 def unit_sentences(unit: Article) -> list[SourceSentence]:
     """The unit's sentences with absolute offsets (quotes are slices of the source)."""
     out = []
+    # A heading that runs straight into the body ("…挑战落实…") is not part of what the plan says.
+    skip = len(unit.title) if unit.number is not None and unit.title and unit.text.startswith(unit.title) else 0
     for s, e in split_sentences(unit.text):
+        if e <= skip:
+            continue
+        s = max(s, skip)
+        while s < e and (unit.text[s].isspace() or unit.text[s] in "。，,；;：:"):
+            s += 1
         text = unit.text[s:e]
+        if not text:
+            continue
         if _CJK.search(text) or len(text) > 3:
             out.append(SourceSentence(unit, unit.start + s, unit.start + e, text))
     return out

@@ -265,12 +265,37 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _retrieval_eval(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
+    """Every retrieval mode on the questions' gold articles (eval_retrieval's scorer)."""
+    from .eval_retrieval import evaluate_retrieval, format_table, load_questions, misses
+    from .guard import validate_question
+
+    problems: list[str] = []
+    questions = load_questions(Path(args.questions), problems)
+    for p in problems:
+        print(f"skipped {_one_line(p)}", file=sys.stderr)
+    usable = []
+    for q in questions:
+        try:
+            validate_question(_text_arg(q["question"]), settings.max_question_chars)
+        except InvalidInputError as exc:
+            print(f"skipped {q['id']}: {exc}", file=sys.stderr)
+            continue
+        usable.append(q)
+    if not any(q["gold_articles"] for q in usable):
+        raise InvalidInputError(f"questions file {args.questions} holds no usable question with gold_articles to score")
+    base = _assistant(settings, args).retriever()
+    retrievers = {mode: base.with_mode(mode) for mode in RETRIEVAL_MODES}
+    result = evaluate_retrieval(usable, retrievers, k_values=sorted({1, 3, args.k}))
+    for r in misses(result, "hybrid", args.k):
+        print(f"hybrid miss@{args.k}: {r['id']} ({r['kind']}) gold {r['gold']} got {r['retrieved']}", file=sys.stderr)
+    return result, format_table(result)
+
+
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     out = _output_path(args.out, "--out") if args.out else None
     if args.retrieval_only:
-        from .eval_retrieval import run_retrieval_eval
-
-        result, table = run_retrieval_eval(settings, Path(args.questions), k=args.k, progress=_progress)
+        result, table = _retrieval_eval(args, settings)
     else:
         from .eval_answers import run_answer_eval
 

@@ -81,6 +81,8 @@ class Settings:
             raise ConfigError(
                 f"setting 'chunk_overlap' = {self.chunk_overlap} must be >= 0 and < chunk_size ({self.chunk_size})"
             )
+        if self.port > 65535:
+            raise ConfigError(f"setting 'port' must be at most 65535, got {self.port}")
         if self.llm_threads < 0:
             raise ConfigError(f"setting 'llm_threads' must be >= 0, got {self.llm_threads}")
         if self.generation_timeout_s <= 0:

@@ -168,7 +168,11 @@ def load_answers(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise InvalidInputError(f"answers file {path} does not exist")
     out: dict[str, dict[str, Any]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"answers file {path} is not UTF-8 text") from exc
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:

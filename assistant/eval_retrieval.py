@@ -200,9 +200,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def misses(result: dict[str, Any], mode: str, k: int = 5) -> list[dict[str, Any]]:
     """Per-question rows of ``mode`` whose gold is not (entirely) in the top k: for error analysis."""
-    return [
-        r for r in result["modes"][mode]["per_question"] if not r["all_rank"] or r["all_rank"] > k
-    ]
+    return [r for r in result["modes"][mode]["per_question"] if not r["all_rank"] or r["all_rank"] > k]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,12 +41,15 @@ def validate_question(question: object, max_chars: int) -> str:
             f"问题太长（{len(text)} 字），请精简到 {max_chars} 字以内 "
             f"(the question has {len(text)} characters; the limit is {max_chars})."
         )
+    # Lone surrogates are how Python carries undecodable bytes: never valid text.
+    if "\x00" in text or any(unicodedata.category(ch) == "Cs" for ch in text):
+        raise InvalidInputError("问题包含无法识别的二进制字符，请输入文字 (the question contains binary data).")
     bad = sum(
         1
         for ch in text
-        if (unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in _CONTROL_OK) or ch == "\ufffd"
+        if (unicodedata.category(ch) in ("Cc", "Co", "Cn") and ch not in _CONTROL_OK) or ch == "\ufffd"
     )
-    if bad and (bad >= 3 or bad / len(text) > 0.05 or "\x00" in text):
+    if bad >= 3 or bad / len(text) > 0.05:
         raise InvalidInputError("问题包含无法识别的二进制字符，请输入文字 (the question contains binary data).")
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Cc" or ch in _CONTROL_OK)
     return re.sub(r"\s+", " ", text).strip()

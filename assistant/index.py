@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import IndexStoreError, ModelError, require
 from .models import Chunk, Document
-from .text import bm25_tokens
+from .text import search_terms
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -49,8 +49,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 FORMAT_VERSION = 1
-# Bump when bm25_tokens or what it is fed changes (it is part of the index parameters).
-BM25_VERSION = "jieba-search-v1:context+text"
+# Recorded in the manifest. BM25 itself is rebuilt from the chunks on every load, so a
+# tokenizer change never leaves stale terms behind; bump this when it changes anyway.
+BM25_VERSION = "jieba-search+chars-v1:context+text"
 MANIFEST = "manifest.json"
 DENSE_FILE = "dense.faiss"
 CHUNKS_FILE = "chunks.json"
@@ -160,7 +161,7 @@ class HybridIndex:
         self.dense = dense
         self.manifest = manifest
         self.dim = int(dense.d)
-        self.tokens = [bm25_tokens(bm25_text(c)) for c in self.chunks]
+        self.tokens = [search_terms(bm25_text(c)) for c in self.chunks]
         # BM25Okapi divides by the average length: an index of empty chunks would crash it.
         self.bm25 = _bm25_class()(self.tokens) if any(self.tokens) else None
         if hasattr(dense, "hnsw"):
@@ -390,9 +391,7 @@ class IndexStore:
             raise IndexCorruptError(f"{self.index_dir / DENSE_FILE} is not a readable FAISS index ({exc})") from exc
         count = manifest.get("chunk_count")
         if not (count == len(chunks) == dense.ntotal):
-            raise IndexCorruptError(
-                f"count mismatch: manifest {count}, chunks {len(chunks)}, vectors {dense.ntotal}"
-            )
+            raise IndexCorruptError(f"count mismatch: manifest {count}, chunks {len(chunks)}, vectors {dense.ntotal}")
         if emb.get("dim") != dense.d:
             raise IndexCorruptError(f"manifest says {emb.get('dim')} dimensions, FAISS index has {dense.d}")
         return HybridIndex(chunks, dense, manifest)

@@ -230,6 +230,7 @@ class Answer:
     formal_citation: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)  # e.g. "LLM unavailable, answered extractively"
+    draft: str = ""  # the model's raw text before verification (empty for extractive answers)
 
     def to_dict(self, question_id: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -251,6 +252,7 @@ class Answer:
                 "backend": self.backend,
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
                 "warnings": list(self.warnings),
+                "draft": self.draft,
             }
         )
         return out

@@ -24,7 +24,8 @@ from .extractive import ExtractiveAnswerer
 from .generators import Generator, Message, create_generator
 from .guard import AnswerabilityJudge, QuestionGuard, Verdict, explain_gap, validate_question
 from .models import Answer, AnswerSentence, Citation, Document, Hit
-from .rewrite import FollowUpRewriter
+from .retriever import Retriever
+from .rewrite import FollowUpRewriter, QueryTranslator
 from .text import detect_language, to_simplified, to_traditional
 
 Progress = Callable[[str], None]
@@ -64,7 +65,7 @@ class Assistant:
         self._generator_loaded = generator is not None or settings.backend == "extractive"
         self._generator_error: str | None = None
         self._documents: list[Document] | None = None
-        self._retrievers: dict[str, object] = {}
+        self._retrievers: dict[str, Retriever] = {}
         self._lock = threading.RLock()
         self.guard = QuestionGuard()
         self.judge = AnswerabilityJudge()
@@ -89,10 +90,8 @@ class Assistant:
                 self._documents = load_corpus(self.settings.corpus_dir)
             return self._documents
 
-    def retriever(self, mode: str | None = None):  # type: ignore[no-untyped-def]
+    def retriever(self, mode: str | None = None) -> Retriever:
         """The retriever for a mode (hybrid/dense/bm25); the index is built or loaded once."""
-        from .retriever import Retriever
-
         mode = mode or self.settings.retrieval_mode
         with self._lock:
             if mode not in self._retrievers:
@@ -105,7 +104,7 @@ class Assistant:
                         progress=self.progress,
                     )
                 else:
-                    r = base.with_mode(mode)  # type: ignore[attr-defined]
+                    r = base.with_mode(mode)
                 self._retrievers[mode] = r
             return self._retrievers[mode]
 
@@ -149,7 +148,7 @@ class Assistant:
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         query = validate_question(query, self.settings.max_question_chars)
         retriever = self.retriever(mode)
-        hits: list[Hit] = retriever.run(query, k=k)  # type: ignore[attr-defined]
+        hits: list[Hit] = retriever.run(query, k=k)
         return hits
 
     def ask(self, question: str, history: list[dict[str, str]] | None = None, mode: str | None = None) -> Answer:
@@ -190,14 +189,18 @@ class Assistant:
         yield StreamEvent("status", text="正在检索规划原文…")
         generator = self.generator
         standalone = FollowUpRewriter(generator).run(simplified, history)
-        mark("rewrite_ms")
         retr_history = history if standalone == simplified else None
-        hits: list[Hit] = self.retriever().run(standalone, history=retr_history, k=self.settings.top_k)  # type: ignore[attr-defined]
+        # The plan is Chinese: an English question is searched with a Chinese rendering.
+        english_question = standalone if language == "en" else ""
+        if english_question:
+            standalone = QueryTranslator(generator).run(standalone)
+        mark("rewrite_ms")
+        hits = self.retriever().run(standalone, history=retr_history, k=self.settings.top_k)
         mark("retrieval_ms")
         yield StreamEvent("excerpts", hits=hits)
         mark("excerpts_ms")
 
-        verdict = self.judge.run(standalone, hits)
+        verdict = self.judge.run(f"{standalone} {english_question}".strip(), hits)
         if not verdict.answerable:
             answer = self._not_in_plan(question, standalone, language, verdict, hits, timings)
             mark("total_ms")
@@ -213,17 +216,18 @@ class Assistant:
         else:
             try:
                 text_parts: list[str] = []
-                for piece in self._generate(generator, standalone, hits, language, mode):
+                for piece in self._generate(generator, english_question or standalone, hits, language, mode):
                     if "first_token_ms" not in timings:
                         mark("first_token_ms")
                     text_parts.append(piece)
                     yield StreamEvent("token", text=to_traditional(piece) if language == "zh-Hant" else piece)
                 mark("generation_ms")
-                answer_obj = self._from_generated(
-                    "".join(text_parts), question, standalone, language, mode, hits, generator.name
-                )
+                draft = "".join(text_parts)
+                answer_obj = self._from_generated(draft, question, standalone, language, mode, hits, generator.name)
                 if answer_obj is None:
                     warnings.append("模型回答无法与原文核对，已改用原文摘录回答")
+                    answer_obj = self._extractive_answer(question, standalone, language, mode, hits)
+                answer_obj.draft = draft
             except GenerationError as exc:
                 warnings.append(f"语言模型出错，已改用摘录式回答（{exc}）")
         if answer_obj is None:

@@ -3,9 +3,9 @@
 Dense (embedding) and BM25 (jieba) search over chunks, fused by reciprocal-rank
 fusion (RRF), then aggregated to the unit a citation points at. Queries are
 converted to simplified Chinese first (the plan is simplified). A question asked
-inside a conversation is searched in its context: the previous user turn is
-mixed in at a lower weight than the question itself, so "那高中呢？" after a
-question about kindergartens still lands on the schooling article.
+inside a conversation that leans on it is searched in its context: the previous
+user turn is mixed in at a lower weight than the question itself, so "那高中呢？"
+after a question about kindergartens still lands on the schooling article.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from .errors import ConfigError, IndexStoreError
 from .guard import validate_question
 from .index import HybridIndex, ensure_index
 from .models import Article, Chunk, Document, Hit
-from .text import bm25_tokens, to_simplified
+from .rewrite import needs_context
+from .text import search_terms, to_simplified
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -173,9 +174,15 @@ class Retriever:
     # ----------------------------------------------------------------- query
 
     def _queries(self, question: str, history: Sequence[dict[str, Any]] | None) -> list[tuple[str, float]]:
-        """The texts to search with and their weights: the question first, then context."""
-        queries = [(to_simplified(question), 1.0)]
-        if self.history_weight > 0:
+        """The texts to search with and their weights: the question first, then context.
+
+        Context is added only when the question leans on it (elliptical: "那高中呢？",
+        a pronoun, very short); a self-contained question is searched alone, so a
+        change of topic is not dragged back to the previous one.
+        """
+        simplified = to_simplified(question)
+        queries = [(simplified, 1.0)]
+        if self.history_weight > 0 and history and needs_context(simplified):
             weight = self.history_weight
             for turn in _history_turns(history, self.history_turns):
                 queries.append((to_simplified(turn[: self.max_chars]), weight))
@@ -208,7 +215,7 @@ class Retriever:
         t1 = time.perf_counter()
         if self.mode in ("hybrid", "bm25"):
             for i, (q, w) in enumerate(queries):
-                stage_lists.append(("bm25", w, i == 0, self.index.bm25_search(bm25_tokens(q), n_cand)))
+                stage_lists.append(("bm25", w, i == 0, self.index.bm25_search(search_terms(q), n_cand)))
         t2 = time.perf_counter()
 
         hits = self._fuse(stage_lists, k)

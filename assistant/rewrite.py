@@ -94,3 +94,31 @@ class FollowUpRewriter:
         if q_chars and not (q_chars & set(to_simplified(out))):
             return None
         return out
+
+
+class QueryTranslator:
+    """English questions → a Chinese search query, so BM25 and the Chinese plan text
+    can match (the answer is still written in English). Needs a language model;
+    without one the English question is searched as is (dense retrieval is multilingual)."""
+
+    def __init__(self, generator: Generator | None, max_tokens: int = 60) -> None:
+        self.generator = generator
+        self.max_tokens = max_tokens
+
+    def run(self, question: str) -> str:
+        if self.generator is None:
+            return question
+        messages = [
+            {"role": "system", "content": "把用户的英文问题翻译成简洁的中文问题。只输出中文译文。"},
+            {"role": "user", "content": "Are there plans for more parking near residential compounds?"},
+            {"role": "assistant", "content": "规划是否会在居民小区附近增加停车位？"},
+            {"role": "user", "content": question},
+        ]
+        try:
+            out = "".join(self.generator.stream(messages, max_tokens=self.max_tokens, stop=["\n"])).strip()
+        except Exception:  # noqa: BLE001 - translation only helps retrieval; never fatal
+            return question
+        han = sum(1 for ch in out if "\u4e00" <= ch <= "\u9fff")
+        if han < 4 or len(out) > 120:
+            return question
+        return out

@@ -12,7 +12,7 @@ import re
 import threading
 import unicodedata
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import require
 
@@ -89,23 +89,22 @@ DOMAIN_TERMS: tuple[str, ...] = (
 
 # Function words and question scaffolding: they carry no topic, and in a short
 # question they would otherwise outweigh the one content word that matters.
-STOPWORDS: frozenset[str] = frozenset(
-    """
+_STOPWORDS_TEXT = """
     的 了 和 与 及 以及 或 或者 是 在 对 把 被 为 为了 将 就 都 也 又 还 而 并 并且 等 等等 之 其 中 上 下
     个 这 那 这个 那个 这些 那些 这样 那样 这种 那种 这块 那块 些 有 有没有 没有 没 会 会不会 能 能不能 可以 要 想
     吗 呢 吧 啊 呀 嘛 哦 哪 哪些 哪个 哪一 哪几 什么 啥 怎么 怎么样 怎样 如何 多少 几 几个 是否 为什么 谁
     我 我们 你 你们 他 他们 她 它 咱 咱们 自己 家 里 里面 这里 那里 一下 一些 一个 以后 现在 到底 具体 分别 方面
     请问 请 告诉 能否 关于 有关 提到 讲 说 打算 区里
     the a an of to in on for and or is are was be what which how does do did will would can could i my me you your
-    """.split()
-)
+"""
+STOPWORDS: frozenset[str] = frozenset(_STOPWORDS_TEXT.split())
 
 _JIEBA_LOCK = threading.Lock()
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
 
 
 @lru_cache(maxsize=2)
-def _converter(config: str):  # type: ignore[no-untyped-def]
+def _converter(config: str) -> Any:
     opencc = require("opencc", "pip install opencc-python-reimplemented==0.1.7")
     return opencc.OpenCC(config)  # type: ignore[attr-defined]
 
@@ -175,6 +174,21 @@ def bm25_tokens(text: str) -> list[str]:
             continue
         out.append(tok)
     return out
+
+
+CHAR_PREFIX = "#"
+
+
+def search_terms(text: str) -> list[str]:
+    """BM25 index/query terms: the jieba words plus every Han character of them.
+
+    The characters (namespaced with ``#`` so they never collide with one-character
+    words) let a question match the plan when the two segment differently, e.g.
+    骗钱/骗子 in a question against 诈骗 in the plan. Words still dominate: a matched
+    word also matches all of its characters.
+    """
+    words = bm25_tokens(text)
+    return words + [CHAR_PREFIX + ch for w in words for ch in w if _is_han(ch)]
 
 
 _SENT_END = "。！？；!?;"

@@ -280,7 +280,7 @@ def llama_openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
 @pytest.mark.slow
 def test_real_server_streams_a_chinese_reply(llama_openai_server: str) -> None:
     gen = OpenAIGenerator.from_settings(
-        Settings(backend="openai", openai_base_url=llama_openai_server, openai_model="local", generation_timeout_s=60)
+        Settings(backend="openai", openai_base_url=llama_openai_server, openai_model="local", generation_timeout_s=120)
     )
     pieces = list(gen.stream(CHINESE_PROMPT, max_tokens=12))
     assert len(pieces) >= 2  # streamed, not one blob
@@ -289,7 +289,7 @@ def test_real_server_streams_a_chinese_reply(llama_openai_server: str) -> None:
 
 @pytest.mark.slow
 def test_real_server_honours_stop_and_max_tokens(llama_openai_server: str) -> None:
-    gen = OpenAIGenerator(llama_openai_server, "local", timeout_s=60)
+    gen = OpenAIGenerator(llama_openai_server, "local", timeout_s=120)
     counting = [{"role": "user", "content": "从1数到20，用英文逗号分隔，只输出数字。"}]
     text = "".join(gen.stream(counting, max_tokens=30, stop=["5"]))
     assert text.startswith("1") and "4" in text and "5" not in text

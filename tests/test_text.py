@@ -93,3 +93,16 @@ def test_jieba_loads_silently() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""
     assert "Building prefix dict" not in proc.stderr
+
+
+def test_search_terms_add_namespaced_characters() -> None:
+    from assistant.text import CHAR_PREFIX, search_terms
+
+    words = bm25_tokens("骗钱电话")
+    terms = search_terms("骗钱电话")
+    assert terms[: len(words)] == words
+    assert f"{CHAR_PREFIX}骗" in terms and f"{CHAR_PREFIX}话" in terms
+    # a differently segmented word in the plan still shares characters with the question
+    assert {t for t in search_terms("新型网络电信诈骗犯罪") if t.startswith(CHAR_PREFIX)} & set(terms)
+    assert search_terms("Yaohai") == ["yaohai"]
+    assert search_terms("") == []

