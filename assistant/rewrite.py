@@ -15,7 +15,9 @@ from .generators import Generator
 from .text import to_simplified
 
 # Elliptical follow-ups: short, or opening with a discourse marker, or "X呢".
-_MARKER = re.compile(r"^(那|那么|还有|另外|再问|然后|此外|那如果|如果是|and|what about|how about)", re.IGNORECASE)
+_MARKER = re.compile(
+    r"^(那|那么|还有|另外|再问|然后|此外|那如果|如果是|具体|其中|分别|and|what about|how about)", re.IGNORECASE
+)
 _TOPIC_NE = re.compile(r"^(?:那么|那|还有|另外|然后)?\s*(?P<topic>[^，,？?。！!]{1,16}?)\s*(?:这块|这方面|方面|这一块|的话)?\s*呢\s*[？?]?")
 _FRAME = re.compile(r"(?P<head>^.*?(?:对|关于|在))(?P<slot>[^，,？?。]{1,16}?)(?P<tail>(?:有|是|怎么|如何|方面|的|提|讲|说|上).*)$")
 _PRONOUN = re.compile(r"(它|这个|这些|那个|那些|他们|其|上面|前面|刚才)")

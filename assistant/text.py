@@ -132,11 +132,14 @@ def detect_language(text: str) -> Language:
     legitimately survive in simplified text, so a single change is not enough
     in a long text).
     """
+    # Markup and code (e.g. a pasted "<script>") say nothing about the reader's language.
+    text = re.sub(r"<[^>]{0,200}>", " ", text)
     han = [ch for ch in text if _is_han(ch)]
-    latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
+    latin_words = len(re.findall(r"[A-Za-z]{2,}", text))
     if not han:
-        return "en" if latin else "zh-Hans"
-    if latin > 2 * len(han):
+        return "en" if latin_words else "zh-Hans"
+    # A word is worth about two Han characters; acronyms like REITs or G60 stay Chinese.
+    if latin_words * 2 > len(han):
         return "en"
     han_text = "".join(han)
     simplified = to_simplified(han_text)

@@ -36,7 +36,7 @@ class ScriptedRetriever:
         return [Hit(unit=_unit(n), score=1.0 / (i + 1)) for i, n in enumerate(ranked)]
 
 
-QUESTIONS = [
+QUESTIONS: list[dict[str, Any]] = [
     {"id": "a", "question": "qa", "gold_articles": [5], "kind": "fact", "history": []},
     {"id": "b", "question": "qb", "gold_articles": [7, 9], "kind": "multi", "history": []},
     {"id": "c", "question": "qc", "gold_articles": [3], "kind": "fact", "history": [{"role": "user", "content": "x"}]},

@@ -284,3 +284,11 @@ def test_index_params_track_chunk_content(documents: list[Document], chunks: lis
     p2 = index_params(settings, [*chunks[:-1], dataclasses.replace(chunks[-1], context="另一个标题")])
     assert p1["chunks_digest"] != p2["chunks_digest"]
     assert p1 == index_params(settings, Chunker(220, 40).run(documents))
+
+
+def test_unusable_index_dir_is_a_clear_error(tmp_path: Path, documents: list[Document]) -> None:
+    blocker = tmp_path / "index"
+    blocker.write_text("a file where the index folder should be")
+    with pytest.raises(IndexStoreError, match="cannot create the index folder"):
+        ensure_index(Settings(index_dir=blocker), documents, FakeEmbedder())
+    assert blocker.read_text().startswith("a file")
