@@ -20,7 +20,7 @@ from .citations import CitationAttacher, CitationVerifier, SourceSentence, citat
 from .config import Settings
 from .embedders import Embedder, create_embedder
 from .errors import AssistantError, GenerationError
-from .extractive import ExtractiveAnswerer
+from .extractive import ExtractiveAnswerer, ScoredSentence, SentenceScorer
 from .generators import Generator, Message, create_generator
 from .guard import AnswerabilityJudge, QuestionGuard, Verdict, explain_gap, validate_question
 from .models import Answer, AnswerSentence, Citation, Document, Hit
@@ -69,7 +69,7 @@ class Assistant:
         self._lock = threading.RLock()
         self.guard = QuestionGuard()
         self.judge = AnswerabilityJudge()
-        self.extractive = ExtractiveAnswerer()
+        self._scorer: SentenceScorer | None = None
         self.attacher = CitationAttacher()
 
     # ------------------------------------------------------------ resources
@@ -80,6 +80,17 @@ class Assistant:
             if self._embedder is None:
                 self._embedder = create_embedder(self.settings)
             return self._embedder
+
+    @property
+    def scorer(self) -> SentenceScorer:
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = SentenceScorer(self.embedder)
+            return self._scorer
+
+    @property
+    def extractive(self) -> ExtractiveAnswerer:
+        return ExtractiveAnswerer(scorer=self.scorer)
 
     @property
     def documents(self) -> list[Document]:
@@ -246,7 +257,8 @@ class Assistant:
     def _generate(
         self, generator: Generator, question: str, hits: list[Hit], language: str, mode: str
     ) -> Iterator[str]:
-        messages = build_messages(question, hits, language, mode)
+        shown = _prompt_hits(hits)
+        messages = build_messages(question, shown, language, mode, self.scorer.run(question, shown))
         deadline = time.monotonic() + self.settings.generation_timeout_s
         for piece in generator.stream(messages, max_tokens=self.settings.max_answer_tokens, temperature=0.0):
             yield piece
@@ -499,20 +511,35 @@ def _prompt_hits(hits: list[Hit]) -> list[Hit]:
     return [h for i, h in enumerate(hits[:3]) if i == 0 or h.score >= 0.6 * top]
 
 
-def _excerpt(hit: Hit, budget: int) -> str:
+def _excerpt(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     text = hit.unit.text
     if len(text) <= budget:
         return text
-    # Long article: its best-matching chunks, in reading order.
-    chunks = sorted(hit.chunks[:2], key=lambda c: c.start) if hit.chunks else []
-    joined = "……".join(c.text for c in chunks)
-    return (joined or text)[:budget]
+    # A long article: its most relevant sentences, in reading order, within budget.
+    picked = []
+    used = 0
+    for item in scored:
+        s = item.sentence
+        if s.unit.unit_id != hit.unit.unit_id or used + len(s.text) > budget:
+            continue
+        picked.append(s)
+        used += len(s.text)
+    if not picked:
+        return text[:budget]
+    picked.sort(key=lambda s: s.start)
+    out = picked[0].text
+    for prev, cur in zip(picked, picked[1:], strict=False):
+        gap = hit.unit.text[prev.end - hit.unit.start : cur.start - hit.unit.start]
+        out += ("" if not gap.strip() else "……") + cur.text
+    return out
 
 
-def build_messages(question: str, hits: list[Hit], language: str, mode: str) -> list[Message]:
+def build_messages(
+    question: str, hits: list[Hit], language: str, mode: str, scored: list[ScoredSentence] | None = None
+) -> list[Message]:
     shown = _prompt_hits(hits)
     budget = _EXCERPT_BUDGET // max(1, len(shown))
-    blocks = [f"[{h.unit.label} {h.unit.title}] {_excerpt(h, budget)}" for h in shown]
+    blocks = [f"[{h.unit.label} {h.unit.title}] {_excerpt(h, budget, scored or [])}" for h in shown]
     style = (
         "用正式、准确的书面语，尽量沿用原文表述，3句以内。"
         if mode == "hotline"
@@ -524,9 +551,9 @@ def build_messages(question: str, hits: list[Hit], language: str, mode: str) -> 
         else style
     )
     system = (
-        "你是瑶海区“十四五”规划建议的问答助手。只根据给出的规划原文回答，说明是第几条。"
-        "不要编造原文没有的数字、金额、日期或办理流程。"
-        f"如果原文不能回答这个问题，只回答“{NOT_IN_PLAN_MARK}”。" + lang_rule
+        "你是瑶海区“十四五”规划建议的问答助手。居民的问题可能很口语，先理解他真正关心什么，再根据给出的规划原文回答，"
+        "尽量沿用原文的说法，涉及几条就分别说明。不要编造原文没有的数字、金额、日期或办理流程。"
+        f"只有原文和问题完全无关时，才回答“{NOT_IN_PLAN_MARK}”。" + lang_rule
     )
     user = "规划原文：\n" + "\n".join(blocks) + f"\n\n问题：{question}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

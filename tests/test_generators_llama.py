@@ -14,7 +14,7 @@ import pytest
 from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 from assistant.config import Settings
-from assistant.errors import GenerationError, InvalidInputError, MissingDependencyError, ModelError
+from assistant.errors import ConfigError, GenerationError, InvalidInputError, MissingDependencyError, ModelError
 from assistant.generators import Generator, create_generator
 from assistant.generators import llama as llama_module
 from assistant.generators.llama import LlamaGenerator, disable_weight_repacking
@@ -63,7 +63,7 @@ def test_missing_llama_cpp_names_the_install_command(tmp_path: Path, monkeypatch
     [({"n_threads": 0}, "n_threads"), ({"n_ctx": -1}, "n_ctx"), ({"timeout_s": 0}, "timeout_s")],
 )
 def test_bad_parameters(tmp_path: Path, kwargs: dict, message: str) -> None:
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ConfigError, match=message):
         LlamaGenerator(tmp_path / "m.gguf", **kwargs)
 
 

@@ -11,7 +11,7 @@ import pytest
 from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 from assistant.config import Settings
-from assistant.errors import InvalidInputError, MissingDependencyError, ModelError
+from assistant.errors import ConfigError, InvalidInputError, MissingDependencyError, ModelError
 from assistant.generators import create_generator
 from assistant.generators.transformers import TransformersGenerator, cut_at_stop
 
@@ -45,6 +45,15 @@ def test_hub_names_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ModelError, match="hub names are refused"):
         TransformersGenerator("Qwen/Qwen2.5-0.5B-Instruct")
+
+
+def test_bad_parameters_are_config_errors(tmp_path: Path) -> None:
+    path = tmp_path / "m.gguf"
+    path.write_bytes(make_gguf())
+    with pytest.raises(ConfigError, match="n_threads"):
+        TransformersGenerator(path, n_threads=0)
+    with pytest.raises(ConfigError, match="timeout_s"):
+        TransformersGenerator(path, timeout_s=-1)
 
 
 def test_folder_without_config_is_refused(tmp_path: Path) -> None:

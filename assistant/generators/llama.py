@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import GenerationError, MissingDependencyError, ModelError
+from ..errors import ConfigError, GenerationError, MissingDependencyError, ModelError
 from ..model_files import check_gguf, model_label, resolve_model_path
 from . import Message, check_request
 
@@ -80,9 +80,9 @@ class LlamaGenerator:
     ) -> None:
         for label, value in (("n_threads", n_threads), ("n_ctx", n_ctx), ("n_batch", n_batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ModelError(f"llama backend: {label} must be a positive integer, got {value!r}")
+                raise ConfigError(f"llama backend: {label} must be a positive integer, got {value!r}")
         if timeout_s <= 0:
-            raise ModelError(f"llama backend: timeout_s must be positive, got {timeout_s!r}")
+            raise ConfigError(f"llama backend: timeout_s must be positive, got {timeout_s!r}")
         self.model_path = Path(model_path).expanduser()
         self.model_name = model_name or self.model_path.stem
         self.n_threads = n_threads

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import GenerationError, InvalidInputError, MissingDependencyError, ModelError
+from ..errors import ConfigError, GenerationError, InvalidInputError, MissingDependencyError, ModelError
 from ..model_files import check_gguf, model_label, resolve_model_path
 from . import Message, check_request
 
@@ -87,9 +87,9 @@ class TransformersGenerator:
             check_gguf(path)  # a truncated or foreign file fails here, not deep inside transformers
             self.folder, self.gguf_file = path.parent, path.name
         if n_threads is not None and n_threads <= 0:
-            raise ModelError(f"n_threads must be positive, got {n_threads}")
+            raise ConfigError(f"transformers backend: n_threads must be positive, got {n_threads}")
         if timeout_s <= 0:
-            raise ModelError(f"timeout_s must be positive, got {timeout_s}")
+            raise ConfigError(f"transformers backend: timeout_s must be positive, got {timeout_s}")
         self.model_path = path
         self.model_name = model_name or (path.stem if self.gguf_file else path.name)
         self.n_threads = n_threads
