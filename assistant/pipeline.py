@@ -32,6 +32,7 @@ Progress = Callable[[str], None]
 
 HOTLINE = "12345"
 NOT_IN_PLAN_MARK = "规划未提及"
+_MAX_SENTENCES = {"resident": 4, "hotline": 6}  # a plain answer stays short; loops and lists are cut
 _EXCERPT_BUDGET = 1100  # characters of plan text in the prompt: ~800 tokens, ~5 s of prompt on 2 cores
 
 
@@ -260,10 +261,22 @@ class Assistant:
         shown = _prompt_hits(hits)
         messages = build_messages(question, shown, language, mode, self.scorer.run(question, shown))
         deadline = time.monotonic() + self.settings.generation_timeout_s
-        for piece in generator.stream(messages, max_tokens=self.settings.max_answer_tokens, temperature=0.0):
-            yield piece
-            if time.monotonic() > deadline:
-                raise GenerationError(f"回答超时（超过 {self.settings.generation_timeout_s:g} 秒）")
+        text = ""
+        stream = generator.stream(messages, max_tokens=self.settings.max_answer_tokens, temperature=0.0)
+        try:
+            for piece in stream:
+                yield piece
+                text += piece
+                if time.monotonic() > deadline:
+                    raise GenerationError(f"回答超时（超过 {self.settings.generation_timeout_s:g} 秒）")
+                # Small models fall into loops: stop at the first repeated sentence
+                # (it would be dropped anyway) instead of burning the token budget.
+                if piece and piece[-1] in "。！？\n" and _repeats(text):
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
     def _from_generated(
         self,
@@ -293,6 +306,12 @@ class Assistant:
             sentences, citations = self._english_support(sentences, citations, hits)
         sentences, citations = _verified(sentences, citations, self.documents)
         kept = [s for s in sentences if s.citation is not None or _harmless(s.text)]
+        kept = kept[: _MAX_SENTENCES[mode]]
+        used = {s.citation for s in kept if s.citation is not None}
+        if len(used) < len(citations):  # renumber: keep only citations still shown
+            remap = {old: new for new, old in enumerate(sorted(used))}
+            citations = [citations[i] for i in sorted(used)]
+            kept = [AnswerSentence(s.text, None if s.citation is None else remap[s.citation]) for s in kept]
         if not citations:
             return None
         shown = "".join(s.text if language != "en" else s.text + " " for s in kept).strip()
@@ -562,9 +581,34 @@ def build_messages(
 _MARKERS = re.compile(r"\[\d+\]|【\d+】")
 
 
+_MARKDOWN = re.compile(r"\*\*|__|^#+\s*|^\s*(?:[-*•]|\d+[.、)])\s+", re.MULTILINE)
+
+
+def _norm_sentence(sentence: str) -> str:
+    return re.sub(r"[\s\W_]+", "", sentence)
+
+
+def _repeats(text: str) -> bool:
+    """True when the last complete sentence already appeared earlier."""
+    sentences = [_norm_sentence(x) for x in split_answer(text)]
+    sentences = [x for x in sentences if len(x) >= 6]
+    return len(sentences) >= 2 and sentences[-1] in sentences[:-1]
+
+
 def _clean_generated(raw: str) -> str:
-    text = _MARKERS.sub("", raw).strip()
-    return re.sub(r"\n{2,}", "\n", text)
+    """Drop citation markers the model invents, markdown, and repeated sentences."""
+    text = _MARKDOWN.sub("", _MARKERS.sub("", raw)).strip()
+    text = re.sub(r"\n{2,}", "\n", text)
+    seen: set[str] = set()
+    kept = []
+    for sentence in split_answer(text):
+        key = _norm_sentence(sentence)
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    joiner = " " if kept and all(x.isascii() for x in "".join(kept)[:40]) else ""
+    return joiner.join(kept)
 
 
 def _harmless(sentence: str) -> bool:
