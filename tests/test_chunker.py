@@ -6,12 +6,13 @@ import random
 from collections import defaultdict
 
 import pytest
-from conftest import CORPUS_DIR
 
 from assistant.chunker import Chunker
 from assistant.corpus import load_corpus
 from assistant.errors import ConfigError
 from assistant.models import Article, Chapter, Chunk, Document, DocumentMeta
+
+from conftest import CORPUS_DIR
 
 SENTENCE_PUNCT = "。！？；;，,"
 

@@ -1,11 +1,12 @@
 from dataclasses import replace
 
 import pytest
-from conftest import CORPUS_DIR
 
 from assistant.citations import CitationAttacher, CitationVerifier, citation_for, split_answer, unit_sentences
 from assistant.corpus import load_corpus
 from assistant.models import Document, Hit
+
+from conftest import CORPUS_DIR
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS_DIR, DEV_QUESTIONS, PLAN_FILE, ROOT, FakeEmbedder
 
 from assistant.cli import build_parser, main
 from assistant.config import load_settings
@@ -33,6 +32,8 @@ from assistant.corpus import load_corpus
 from assistant.embedders import create_embedder as real_create_embedder
 from assistant.feedback import FeedbackStore
 from assistant.index import IndexStore, ensure_index, index_path
+
+from conftest import CORPUS_DIR, DEV_QUESTIONS, PLAN_FILE, ROOT, FakeEmbedder
 
 ELDERLY_Q = "我家老人想住养老院，区里有什么打算？"
 PLAN_NAME = PLAN_FILE.name

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from conftest import PLAN_FILE, ROOT
 
 pytestmark = pytest.mark.slow

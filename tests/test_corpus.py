@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS_DIR, PLAN_FILE
 
 import assistant.corpus as corpus
 from assistant.corpus import corpus_fingerprint, load_corpus
 from assistant.errors import CorpusError
+
+from conftest import CORPUS_DIR, PLAN_FILE
 
 STEM = PLAN_FILE.stem
 

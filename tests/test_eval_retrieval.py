@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CORPUS_DIR, DEV_QUESTIONS, FakeEmbedder
 
 from assistant.chunker import Chunker
 from assistant.corpus import load_corpus
@@ -17,6 +16,8 @@ from assistant.eval_retrieval import evaluate_retrieval, format_table, load_ques
 from assistant.index import IndexStore
 from assistant.models import Article, Hit
 from assistant.retriever import Retriever
+
+from conftest import CORPUS_DIR, DEV_QUESTIONS, FakeEmbedder
 
 
 def _unit(n: int | None) -> Article:

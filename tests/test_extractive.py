@@ -1,9 +1,10 @@
 import pytest
-from conftest import CORPUS_DIR
 
 from assistant.corpus import load_corpus
 from assistant.extractive import ExtractiveAnswerer
 from assistant.models import Document, Hit
+
+from conftest import CORPUS_DIR
 
 
 @pytest.fixture(scope="module")

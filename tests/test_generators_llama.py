@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, GenerationError, InvalidInputError, MissingDependencyError, ModelError
@@ -19,6 +18,8 @@ from assistant.generators import Generator, create_generator
 from assistant.generators import llama as llama_module
 from assistant.generators.llama import LlamaGenerator, disable_weight_repacking
 from assistant.model_files import MODELS, ensure_model
+
+from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 
 @pytest.fixture

@@ -11,13 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, free_port, has_cjk, llama_server
 
 from assistant.config import Settings, load_settings
 from assistant.errors import BackendUnavailableError, ConfigError, GenerationError, InvalidInputError
 from assistant.generators import create_generator
 from assistant.generators.openai import OpenAIGenerator, iter_chat_deltas, iter_sse_data
 from assistant.model_files import ensure_model
+
+from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, free_port, has_cjk, llama_server
 
 USER = [{"role": "user", "content": "你好"}]
 

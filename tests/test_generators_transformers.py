@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 from assistant.config import Settings
 from assistant.errors import ConfigError, InvalidInputError, MissingDependencyError, ModelError
 from assistant.generators import create_generator
 from assistant.generators.transformers import TransformersGenerator, cut_at_stop
+
+from helpers_llm import CHINESE_PROMPT, SMALL_MODEL, has_cjk, make_gguf
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS_DIR, FakeEmbedder
 
 import assistant.index as index_mod
 from assistant.chunker import Chunker
@@ -32,6 +31,8 @@ from assistant.index import (
 )
 from assistant.models import Chunk, Document
 from assistant.text import bm25_tokens
+
+from conftest import CORPUS_DIR, FakeEmbedder
 
 
 @pytest.fixture(scope="module")

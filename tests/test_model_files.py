@@ -9,7 +9,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from helpers_llm import SMALL_MODEL, make_gguf, make_part_packages
 
 from assistant import model_files
 from assistant.config import LLM_MODELS, Settings
@@ -25,6 +24,8 @@ from assistant.model_files import (
     model_label,
     resolve_model_path,
 )
+
+from helpers_llm import SMALL_MODEL, make_gguf, make_part_packages
 
 # The values published with the part packages (the trust anchor for an unknown publisher).
 ISSUE_VALUES = {

@@ -12,6 +12,7 @@ from assistant.citations import CitationVerifier
 from assistant.config import load_settings
 from assistant.errors import GenerationError, InvalidInputError
 from assistant.pipeline import Assistant, build_messages
+
 from conftest import FakeEmbedder
 
 

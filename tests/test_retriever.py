@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS_DIR, FakeEmbedder
 from test_embedders import m3e_small_folder
 
 from assistant.chunker import Chunker
@@ -17,6 +16,8 @@ from assistant.errors import ConfigError, IndexStoreError, InvalidInputError
 from assistant.index import HybridIndex, IndexStore
 from assistant.models import Document
 from assistant.retriever import Retriever
+
+from conftest import CORPUS_DIR, FakeEmbedder
 
 
 @pytest.fixture(scope="module")

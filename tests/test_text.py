@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
 
 from assistant.text import (
     DOMAIN_TERMS,
@@ -17,6 +16,8 @@ from assistant.text import (
     to_simplified,
     to_traditional,
 )
+
+from conftest import ROOT
 
 
 def test_script_conversion_round_trip() -> None:

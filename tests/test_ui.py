@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import CORPUS_DIR, FakeEmbedder
 
 gr = pytest.importorskip("gradio")

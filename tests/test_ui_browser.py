@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
 from conftest import ROOT, FakeEmbedder
 
 CHROMIUM = Path("/usr/bin/chromium")
