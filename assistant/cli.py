@@ -246,6 +246,7 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     assistant = _assistant(settings, args)
     out_path = _output_path(args.out, "--out")
     rows = _read_questions(args.questions)
+    assistant.warm_up()
     done = 0
     # Appended and flushed line by line: an interrupted batch keeps what it answered.
     with out_path.open("w", encoding="utf-8") as fh:

@@ -48,7 +48,7 @@ class Settings:
     llm_path: str = ""  # explicit GGUF / HF folder; overrides llm_model
     llm_threads: int = 0  # 0 = all cores
     llm_context: int = 4096
-    max_answer_tokens: int = 220
+    max_answer_tokens: int = 160  # ~14 s at 11.7 tok/s on 2 cores
     generation_timeout_s: float = 90.0
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local"

@@ -202,6 +202,7 @@ def run_answer_eval(
         from .pipeline import Assistant
 
         assistant = Assistant(settings, progress=say)
+        assistant.warm_up()
         answers = {}
         for i, q in enumerate(questions, 1):
             t0 = time.perf_counter()

@@ -9,14 +9,17 @@ the language model fails or times out.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .citations import SourceSentence, unit_sentences
 from .embedders import Embedder
-from .models import Hit
+from .models import Article, Hit
 from .text import bm25_tokens
 
 
@@ -50,6 +53,41 @@ class SentenceScorer:
             with self._lock:
                 self._vectors[unit_id] = cached
         return cached
+
+    def precompute(self, units: list[Article], cache_file: Path | None = None) -> int:
+        """Embed every unit's sentences now (at start-up) instead of on first use.
+
+        With ``cache_file`` the vectors are kept on disk, keyed by the embedder and
+        the exact sentences, so later starts load them instead of re-embedding.
+        Returns how many sentences were embedded (0 when loaded from the cache)."""
+        if self.embedder is None:
+            return 0
+        per_unit = [(u.unit_id, unit_sentences(u)) for u in units]
+        texts = [s.text for _, sents in per_unit for s in sents]
+        key = hashlib.sha256(("\x1f".join([self.embedder.model_id, *texts])).encode("utf-8")).hexdigest()
+        matrix: np.ndarray | None = None
+        if cache_file is not None and cache_file.is_file():
+            try:
+                with np.load(cache_file, allow_pickle=False) as data:
+                    if str(data["key"]) == key and data["vectors"].shape[0] == len(texts):
+                        matrix = np.asarray(data["vectors"], dtype=np.float32)
+            except (OSError, ValueError, KeyError):
+                matrix = None  # a corrupt cache is simply rebuilt
+        embedded = 0
+        if matrix is None:
+            matrix = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32)
+            embedded = len(texts)
+            if cache_file is not None:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache_file.with_name(cache_file.name + ".tmp.npz")
+                np.savez(tmp, key=np.array(key), vectors=matrix)
+                os.replace(tmp, cache_file)
+        row = 0
+        with self._lock:
+            for unit_id, sents in per_unit:
+                self._vectors[unit_id] = matrix[row : row + len(sents)]
+                row += len(sents)
+        return embedded
 
     def run(self, question: str, hits: list[Hit]) -> list[ScoredSentence]:
         """All sentences of ``hits``, best first."""

@@ -44,3 +44,21 @@ def test_no_hits_gives_no_sentences() -> None:
 def test_bad_config_is_named(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         ExtractiveAnswerer(**kwargs)  # type: ignore[arg-type]
+
+
+def test_sentence_vectors_are_precomputed_once_and_cached(doc: Document, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from assistant.extractive import SentenceScorer
+    from conftest import FakeEmbedder
+
+    cache = tmp_path / "sentences.npz"
+    first = SentenceScorer(FakeEmbedder())
+    assert first.precompute(doc.units, cache) > 400
+    second_embedder = FakeEmbedder()
+    second = SentenceScorer(second_embedder)
+    assert second.precompute(doc.units, cache) == 0 and second_embedder.calls == 0
+    hits = _hits(doc, 19)
+    assert [s.sentence.text for s in first.run("养老机构安全", hits)] == [
+        s.sentence.text for s in second.run("养老机构安全", hits)
+    ]
+    cache.write_bytes(b"garbage")  # a corrupt cache is rebuilt, not fatal
+    assert SentenceScorer(FakeEmbedder()).precompute(doc.units, cache) > 400
