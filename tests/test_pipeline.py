@@ -189,3 +189,19 @@ def test_hotline_mode_prompt_asks_for_formal_style(index_dir: Path) -> None:
     answer = a.ask(ELDERLY, mode="hotline")
     assert "正式" in gen.calls[-1][0]["content"]
     assert answer.formal_citation.endswith("第十九条")
+
+
+def test_answer_from_a_neighbour_unit_also_cites_the_top_unit(index_dir: Path) -> None:
+    from assistant.citations import unit_sentences
+    from assistant.pipeline import _prompt_hits
+
+    probe = make(index_dir)
+    hits = probe.retriever().run(ELDERLY, k=5)
+    shown = _prompt_hits(hits)
+    assert len(shown) >= 2, "the test needs a second unit in the prompt"
+    neighbour = unit_sentences(shown[1].unit)[1].text
+    answer = make(index_dir, ScriptedGenerator(neighbour)).ask(ELDERLY)
+    cited = [(c.article, c.chapter) for c in answer.citations]
+    assert (shown[1].unit.number, shown[1].unit.chapter) in cited
+    assert (hits[0].unit.number, hits[0].unit.chapter) in cited
+    assert answer.sentences[-1].text.startswith("此外，规划")
