@@ -354,13 +354,15 @@ class Assistant:
         best = scored[0].sentence
         if language == "en":
             where = f"Article {top.number}" if top.number is not None else f"the intro of part {top.chapter}"
-            line = f"The plan's {where} ({top.title}) also says: 「{best.text}」"
+            line = f"The plan's {where} ({top.title}) says: 「{best.text}」"
         else:
-            line = f"此外，规划{top.label}（{top.title}）提出：“{best.text}”"
+            line = f"规划{top.label}（{top.title}）提出：“{best.text}”"
         extra, verified = _verified([AnswerSentence(line, 0)], [citation_for(best)], self.documents)
         if not verified:
             return sentences, citations
-        return [*sentences, AnswerSentence(extra[0].text, len(citations))], [*citations, *verified]
+        # The best-matching unit leads; the model's sentences follow with their citations renumbered.
+        shifted = [AnswerSentence(s.text, None if s.citation is None else s.citation + 1) for s in sentences]
+        return [extra[0], *shifted], [*verified, *citations]
 
     def _english_support(
         self, sentences: list[AnswerSentence], citations: list[Citation], hits: list[Hit]

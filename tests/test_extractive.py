@@ -48,6 +48,7 @@ def test_bad_config_is_named(kwargs: dict[str, float]) -> None:
 
 def test_sentence_vectors_are_precomputed_once_and_cached(doc: Document, tmp_path) -> None:  # type: ignore[no-untyped-def]
     from assistant.extractive import SentenceScorer
+
     from conftest import FakeEmbedder
 
     cache = tmp_path / "sentences.npz"

@@ -204,4 +204,5 @@ def test_answer_from_a_neighbour_unit_also_cites_the_top_unit(index_dir: Path) -
     cited = [(c.article, c.chapter) for c in answer.citations]
     assert (shown[1].unit.number, shown[1].unit.chapter) in cited
     assert (hits[0].unit.number, hits[0].unit.chapter) in cited
-    assert answer.sentences[-1].text.startswith("此外，规划")
+    assert answer.sentences[0].text.startswith("规划") and answer.sentences[0].citation == 0
+    assert (answer.citations[0].article, answer.citations[0].chapter) == (hits[0].unit.number, hits[0].unit.chapter)
