@@ -32,7 +32,7 @@ def last_user_turn(history: list[dict[str, str]] | None) -> str | None:
 
 def needs_context(question: str) -> bool:
     q = question.strip()
-    return bool(_MARKER.search(q) or _TOPIC_NE.search(q) or _PRONOUN.search(q) or len(q) <= 8)
+    return bool(_MARKER.search(q) or _TOPIC_NE.search(q) or _PRONOUN.search(q) or len(q) <= 5)
 
 
 def rule_rewrite(question: str, previous: str) -> str:
