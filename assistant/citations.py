@@ -17,6 +17,8 @@ from .models import AnswerSentence, Article, Citation, Document, Hit
 from .text import split_sentences, to_simplified
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+# Connective and framing words an answer may use around the plan's words.
+_FRAMING = "规划原文中提到，规划里提出、指出、明确、强调、要求、包括以下几个方面的措施和安排，区里政府将会要，同时还有此外另外，具体来说主要是"
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -84,21 +86,40 @@ class CitationAttacher:
 
     ``min_support``: share of an answer sentence's bigrams that must occur in one
     source sentence; ``min_unit_support``: the looser share accepted across a
-    whole unit (for sentences that summarise several of its clauses).
+    whole unit (for sentences that summarise several of its clauses);
+    ``min_clause_support``: share of each clause's bigrams that must occur somewhere
+    in the retrieved units, so an invented conclusion cannot ride on a quote.
     """
 
-    def __init__(self, min_support: float = 0.5, min_unit_support: float = 0.6, min_grams: int = 4) -> None:
-        for name, value in (("min_support", min_support), ("min_unit_support", min_unit_support)):
+    def __init__(
+        self,
+        min_support: float = 0.5,
+        min_unit_support: float = 0.6,
+        min_grams: int = 4,
+        min_clause_support: float = 0.4,
+        min_clause_grams: int = 6,
+    ) -> None:
+        self.min_clause_support = min_clause_support
+        self.min_clause_grams = min_clause_grams
+        for name, value in (
+            ("min_support", min_support),
+            ("min_unit_support", min_unit_support),
+            ("min_clause_support", min_clause_support),
+        ):
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
         self.min_support = min_support
         self.min_unit_support = min_unit_support
         self.min_grams = min_grams
 
-    def run(self, answer_text: str, hits: list[Hit]) -> tuple[list[AnswerSentence], list[Citation]]:
+    def run(
+        self, answer_text: str, hits: list[Hit], question: str = ""
+    ) -> tuple[list[AnswerSentence], list[Citation]]:
         candidates = [s for hit in hits for s in unit_sentences(hit.unit)]
         unit_grams = {hit.unit.unit_id: _bigrams(hit.unit.text) for hit in hits}
         cached = [(s, s.grams) for s in candidates]
+        # Echoing the question ("区里对高中有以下规划") is framing, not invention.
+        evidence: set[str] = set().union(*unit_grams.values(), _bigrams(question), _bigrams(_FRAMING))
         citations: list[Citation] = []
         index_of: dict[tuple[str, int, int], int] = {}
         sentences: list[AnswerSentence] = []
@@ -106,6 +127,8 @@ class CitationAttacher:
             grams = _bigrams(sent)
             best = self._best(grams, cached, unit_grams) if len(grams) >= self.min_grams else None
             if best is not None and self._names_other_article(sent, best.unit):
+                best = None
+            if best is not None and self._has_unsupported_clause(sent, evidence):
                 best = None
             if best is None:
                 sentences.append(AnswerSentence(sent, None))
@@ -138,6 +161,16 @@ class CitationAttacher:
                 if in_unit:
                     return max(in_unit, key=lambda sg: len(grams & sg[1]))[0]
         return None
+
+    def _has_unsupported_clause(self, sentence: str, evidence: set[str]) -> bool:
+        """A sentence can quote the plan and still slip in a conclusion of its own
+        ("……，这表明瑶海区可能会建设地铁"): every substantial clause needs support
+        somewhere in the retrieved text."""
+        for clause in re.split(r"[，,；;：:]", sentence):
+            grams = _bigrams(clause)
+            if len(grams) >= self.min_clause_grams and len(grams & evidence) / len(grams) < self.min_clause_support:
+                return True
+        return False
 
     @staticmethod
     def _names_other_article(sentence: str, unit: Article) -> bool:

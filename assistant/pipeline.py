@@ -304,7 +304,7 @@ class Assistant:
                 )
             return None
         simplified_text = to_simplified(text) if language == "zh-Hant" else text
-        sentences, citations = self.attacher.run(simplified_text, hits[: len(_prompt_hits(hits))])
+        sentences, citations = self.attacher.run(simplified_text, _prompt_hits(hits), question=standalone)
         if language == "en":
             sentences, citations = self._english_support(sentences, citations, hits)
         sentences, citations = _verified(sentences, citations, self.documents)
@@ -633,15 +633,21 @@ def _repeats(text: str) -> bool:
     return len(sentences) >= 2 and sentences[-1] in sentences[:-1]
 
 
+# The model's own conclusions ("这表明……可能会……") are not the plan's words.
+_INFERENCE = re.compile(r"[，,；;]\s*(这表明|这说明|由此可见|可见|这意味着|意味着|也就是说|看来|因此可以|所以可以)[^。！？!?\n]*")
+_INFERENCE_SENTENCE = re.compile(r"^(这表明|这说明|由此可见|可见|这意味着|也就是说|看来|总之|总的来说|综上)")
+
+
 def _clean_generated(raw: str) -> str:
-    """Drop citation markers the model invents, markdown, and repeated sentences."""
+    """Drop citation markers the model invents, markdown, its own conclusions, and repeated sentences."""
     text = _MARKDOWN.sub("", _MARKERS.sub("", raw)).strip()
+    text = _INFERENCE.sub("", text)
     text = re.sub(r"\n{2,}", "\n", text)
     seen: set[str] = set()
     kept = []
     for sentence in split_answer(text):
         key = _norm_sentence(sentence)
-        if key and key in seen:
+        if (key and key in seen) or _INFERENCE_SENTENCE.match(sentence):
             continue
         seen.add(key)
         kept.append(sentence)

@@ -66,3 +66,15 @@ def test_verifier_catches_fabricated_quote_and_article(doc: Document) -> None:
 
 def test_split_answer_handles_both_languages() -> None:
     assert split_answer("第一句。第二句！Third one. Fourth?") == ["第一句。", "第二句！", "Third one.", "Fourth?"]
+
+
+def test_invented_clause_riding_on_a_quote_is_not_cited(doc: Document) -> None:
+    answer = "规划提出加强养老机构安全监管，政府还将全额出资新建三十座地铁站和跨海大桥。"
+    sentences, citations = CitationAttacher().run(answer, _hits(doc, 19))
+    assert sentences[0].citation is None and citations == []
+
+
+def test_framing_that_echoes_the_question_is_fine(doc: Document) -> None:
+    answer = "区里对养老院安全有以下要求：加强养老机构安全监管和服务质量提升，确保养老机构安全平稳运行。"
+    sentences, _ = CitationAttacher().run(answer, _hits(doc, 19), question="区里对养老院安全有什么要求？")
+    assert sentences[0].citation is not None

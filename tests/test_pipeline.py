@@ -206,3 +206,10 @@ def test_answer_from_a_neighbour_unit_also_cites_the_top_unit(index_dir: Path) -
     assert (hits[0].unit.number, hits[0].unit.chapter) in cited
     assert answer.sentences[0].text.startswith("规划") and answer.sentences[0].citation == 0
     assert (answer.citations[0].article, answer.citations[0].chapter) == (hits[0].unit.number, hits[0].unit.chapter)
+
+
+def test_model_conclusions_are_cut_from_the_answer() -> None:
+    from assistant.pipeline import _clean_generated
+
+    raw = "规划提出“加速推进数字城市建设”，这表明瑶海区可能会建设地铁。这说明前景很好。规划提出建设学校。"
+    assert _clean_generated(raw) == "规划提出“加速推进数字城市建设”。规划提出建设学校。"
