@@ -44,6 +44,11 @@ class SentenceScorer:
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
+    def sentence_vectors(self, unit: Article) -> tuple[list[SourceSentence], np.ndarray]:
+        """A unit's sentences and their (cached) vectors. Needs an embedder."""
+        sentences = unit_sentences(unit)
+        return sentences, self._unit_vectors(unit.unit_id, sentences)
+
     def _unit_vectors(self, unit_id: str, sentences: list[SourceSentence]) -> np.ndarray:
         assert self.embedder is not None
         with self._lock:

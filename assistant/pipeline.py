@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+
 from .citations import CitationAttacher, CitationVerifier, SourceSentence, citation_for, split_answer
 from .config import Settings
 from .embedders import Embedder, create_embedder
@@ -367,18 +369,21 @@ class Assistant:
     def _english_support(
         self, sentences: list[AnswerSentence], citations: list[Citation], hits: list[Hit]
     ) -> tuple[list[AnswerSentence], list[Citation]]:
-        """English sentences share no characters with the plan: match them by embedding."""
-        from .citations import unit_sentences
-
+        """English sentences share no characters with the plan: match them by embedding
+        (the plan's sentence vectors come from the scorer's cache)."""
         pending = [i for i, s in enumerate(sentences) if s.citation is None and len(s.text) > 20]
         if not pending:
             return sentences, citations
-        candidates = [s for h in _prompt_hits(hits) for s in unit_sentences(h.unit)]
+        candidates: list[SourceSentence] = []
+        vectors = []
+        for h in _prompt_hits(hits):
+            unit_sents, unit_vecs = self.scorer.sentence_vectors(h.unit)
+            candidates.extend(unit_sents)
+            vectors.append(unit_vecs)
         if not candidates:
             return sentences, citations
         q = self.embedder.embed_queries([sentences[i].text for i in pending])
-        p = self.embedder.embed_passages([c.text for c in candidates])
-        sims = q @ p.T
+        sims = q @ np.concatenate(vectors).T
         out = list(sentences)
         cits = list(citations)
         for row, i in enumerate(pending):
