@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .config import BACKENDS, EMBEDDERS, RETRIEVAL_MODES, Settings, load_settings
-from .errors import AssistantError, InvalidInputError
-from .questions import read_question_rows
+from assistant.config import BACKENDS, EMBEDDERS, RETRIEVAL_MODES, Settings, load_settings
+from assistant.errors import AssistantError, InvalidInputError
+from assistant.evaluation.questions import read_questions
+from assistant.models import Question
 
 if TYPE_CHECKING:
-    from .pipeline import Assistant
+    from assistant.answering.pipeline import Assistant
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -71,16 +72,17 @@ def _output_path(path: str, flag: str) -> Path:
     return out
 
 
-def _read_questions(path: str) -> list[dict[str, Any]]:
-    """Question rows, bad lines reported on stderr (no usable row at all is an error)."""
-    rows, problems = read_question_rows(Path(path))
+def _read_questions(path: str) -> list[Question]:
+    """Questions, bad lines reported on stderr (no usable line at all is an error)."""
+    problems: list[str] = []
+    rows = read_questions(Path(path), problems)
     for p in problems:
         print(f"skipped {_one_line(p)}", file=sys.stderr)
     return rows
 
 
 def _assistant(settings: Settings, args: argparse.Namespace) -> Assistant:
-    from .pipeline import Assistant
+    from assistant.answering.pipeline import Assistant
 
     return Assistant(settings, progress=_quiet if getattr(args, "json", False) else _progress)
 
@@ -89,9 +91,9 @@ def _assistant(settings: Settings, args: argparse.Namespace) -> Assistant:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from .corpus import load_corpus
-    from .embedders import create_embedder
-    from .index import ensure_index
+    from assistant.ingest.corpus import load_corpus
+    from assistant.retrieval.embedders import create_embedder
+    from assistant.retrieval.store import ensure_index
 
     t0 = time.perf_counter()
     documents = load_corpus(settings.corpus_dir)
@@ -108,7 +110,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outline(args: argparse.Namespace, settings: Settings) -> int:
-    from .corpus import load_corpus
+    from assistant.ingest.corpus import load_corpus
 
     documents = load_corpus(settings.corpus_dir)
     if args.json:
@@ -148,7 +150,7 @@ def cmd_outline(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
-    from .pipeline import Assistant
+    from assistant.answering.pipeline import Assistant
 
     assistant = Assistant(settings, progress=_quiet if (args.json or args.jsonl) else _progress)
     if args.questions:
@@ -163,11 +165,11 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             with tmp.open("w", encoding="utf-8") as fh:
                 for row in rows:
                     try:
-                        hits = retriever.run(row["question"], history=row.get("history") or None, k=args.k)
+                        hits = retriever.run(row.question, history=row.history, k=args.k)
                     except InvalidInputError as exc:
-                        print(f"skipped {row['id']}: {exc}", file=sys.stderr)
+                        print(f"skipped {row.id}: {exc}", file=sys.stderr)
                         continue
-                    line = {"id": row["id"], "hits": [h.to_dict() for h in hits]}
+                    line = {"id": row.id, "hits": [h.to_dict() for h in hits]}
                     fh.write(json.dumps(line, ensure_ascii=False) + "\n")
                     written += 1
             if not written:
@@ -252,14 +254,14 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
     with out_path.open("w", encoding="utf-8") as fh:
         for row in rows:
             try:
-                answer = assistant.ask(row["question"], history=row.get("history") or None, mode=args.mode)
+                answer = assistant.ask(row.question, history=row.history, mode=args.mode)
             except InvalidInputError as exc:
-                print(f"skipped {row['id']}: {exc}", file=sys.stderr)
+                print(f"skipped {row.id}: {exc}", file=sys.stderr)
                 continue
-            fh.write(json.dumps(answer.to_dict(question_id=str(row["id"])), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(answer.to_dict(question_id=row.id), ensure_ascii=False) + "\n")
             fh.flush()
             done += 1
-            print(f"[{done}/{len(rows)}] {row['id']} {answer.timings_ms.get('total_ms', 0):.0f} ms", file=sys.stderr)
+            print(f"[{done}/{len(rows)}] {row.id} {answer.timings_ms.get('total_ms', 0):.0f} ms", file=sys.stderr)
     if not done:
         raise InvalidInputError(f"no question in {args.questions} could be answered")
     print(f"wrote {done} answer(s) to {out_path}", file=sys.stderr)
@@ -268,22 +270,19 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
 
 def _retrieval_eval(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     """Every retrieval mode on the questions' gold articles (eval_retrieval's scorer)."""
-    from .eval_retrieval import evaluate_retrieval, format_table, load_questions, misses
-    from .guard import validate_question
+    from assistant.evaluation.retrieval import evaluate_retrieval, format_table, misses
+    from assistant.text import validate_question
 
-    problems: list[str] = []
-    questions = load_questions(Path(args.questions), problems)
-    for p in problems:
-        print(f"skipped {_one_line(p)}", file=sys.stderr)
+    questions = _read_questions(args.questions)
     usable = []
     for q in questions:
         try:
-            validate_question(_text_arg(q["question"]), settings.max_question_chars)
+            validate_question(_text_arg(q.question), settings.max_question_chars)
         except InvalidInputError as exc:
-            print(f"skipped {q['id']}: {exc}", file=sys.stderr)
+            print(f"skipped {q.id}: {exc}", file=sys.stderr)
             continue
         usable.append(q)
-    if not any(q["gold_articles"] for q in usable):
+    if not any(q.gold_articles for q in usable):
         raise InvalidInputError(f"questions file {args.questions} holds no usable question with gold_articles to score")
     base = _assistant(settings, args).retriever()
     retrievers = {mode: base.with_mode(mode) for mode in RETRIEVAL_MODES}
@@ -298,7 +297,7 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     if args.retrieval_only:
         result, table = _retrieval_eval(args, settings)
     else:
-        from .eval_answers import run_answer_eval
+        from assistant.evaluation.answers import run_answer_eval
 
         result, table = run_answer_eval(
             settings,
@@ -314,14 +313,14 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from ui.app import serve
+    from ui.server import serve
 
     serve(settings, progress=_progress)
     return 0
 
 
 def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
-    from .feedback import export_feedback
+    from assistant.feedback import export_feedback
 
     out = Path(args.out)
     fmt = args.format or ("jsonl" if out.suffix == ".jsonl" else "csv")

@@ -3,14 +3,28 @@
 Durability: the database runs in WAL mode with ``synchronous=FULL`` and every
 record is committed in its own transaction before ``add`` returns, so killing
 the process (even with SIGKILL) never loses or half-writes a stored record.
-One connection is shared by the UI's worker threads behind a lock; SQLite
-serialises writers anyway and feedback volume is tiny.
+(WAL with ``synchronous=NORMAL`` would survive a process kill too, but may lose
+the last commits on a power cut; feedback volume is tiny, so the extra fsync per
+record is worth it.) One connection is shared by the UI's worker threads behind
+a lock; SQLite serialises writers anyway.
+
+Bounds: when the app is reachable, anyone can click 👍/👎 in a loop. Each record
+is size-limited (question and answer ``MAX_TEXT_CHARS``, reason
+``MAX_REASON_CHARS``, citations ``MAX_CITATIONS_CHARS``) and a store holds at
+most ``max_rows`` records (``MAX_ROWS`` by default: a typical record is 1-3 KB,
+so a full store is tens of MB; the field limits cap the worst case near 2 GB).
+When it is full, ``add`` refuses new records with a ``FeedbackStoreError``
+instead of pruning old ones: a flood of clicks can then never erase the genuine
+feedback already collected, and the operator sees the error (also logged) and
+archives the store: ``policy-qa feedback export --out feedback.csv``, then move
+the database file away; a fresh one is created on the next rating.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import sqlite3
 import tempfile
@@ -21,15 +35,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import AssistantError, InvalidInputError
-from .models import Answer
+from assistant.errors import AssistantError, InvalidInputError
+from assistant.models import Answer
 
 Rating = Literal["up", "down"]
 ExportFormat = Literal["csv", "jsonl"]
 
 RATINGS: tuple[str, ...] = ("up", "down")
 EXPORT_FORMATS: tuple[str, ...] = ("csv", "jsonl")
+log = logging.getLogger(__name__)
+
 MAX_REASON_CHARS = 2000
+MAX_TEXT_CHARS = 8000  # question or answer; real ones are far shorter (questions stop at 2000)
+MAX_CITATIONS_CHARS = 16_000
+MAX_SHORT_CHARS = 100  # mode, backend
+MAX_ROWS = 20_000
 COLUMNS: tuple[str, ...] = (
     "id",
     "created_at",
@@ -95,12 +115,44 @@ def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _checked_fields(
+    question: str, answer: str, rating: str, citations: Sequence[dict[str, Any]], backend: str, mode: str, reason: str
+) -> tuple[str, str]:
+    """Validate a feedback row's fields (InvalidInputError naming the bad one); the reason and citations as stored."""
+    if rating not in RATINGS:
+        raise InvalidInputError(f"rating must be one of {', '.join(RATINGS)}, got {rating!r}")
+    for name, value in (("question", question), ("answer", answer), ("backend", backend), ("mode", mode)):
+        if not isinstance(value, str):
+            raise InvalidInputError(f"feedback field '{name}' must be text, got {type(value).__name__}")
+        limit = MAX_TEXT_CHARS if name in ("question", "answer") else MAX_SHORT_CHARS
+        if len(value) > limit:
+            raise InvalidInputError(f"feedback field '{name}' has {len(value)} characters; the limit is {limit}")
+    reason = "" if reason is None else reason
+    if not isinstance(reason, str):
+        raise InvalidInputError(f"feedback reason must be text, got {type(reason).__name__}")
+    reason = reason.strip()
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInputError(f"反馈原因太长（{len(reason)} 字），请精简到 {MAX_REASON_CHARS} 字以内")
+    try:
+        citations_json = json.dumps(list(citations), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"feedback citations are not JSON-serialisable: {exc}") from exc
+    if len(citations_json) > MAX_CITATIONS_CHARS:
+        raise InvalidInputError(
+            f"feedback citations take {len(citations_json)} characters; the limit is {MAX_CITATIONS_CHARS}"
+        )
+    return reason, citations_json
+
+
 class FeedbackStore:
     """Append-only store of ratings. ``add`` returns only after the record is durable."""
 
-    def __init__(self, db_path: str | Path) -> None:
+    def __init__(self, db_path: str | Path, *, max_rows: int = MAX_ROWS) -> None:
         if not isinstance(db_path, str | Path) or not str(db_path).strip():
             raise FeedbackStoreError(f"feedback database path must be a non-empty path, got {db_path!r}")
+        if not isinstance(max_rows, int) or isinstance(max_rows, bool) or max_rows <= 0:
+            raise FeedbackStoreError(f"feedback max_rows must be a positive integer, got {max_rows!r}")
+        self.max_rows = max_rows
         self.db_path = Path(db_path).expanduser()
         if self.db_path.is_dir():
             raise FeedbackStoreError(f"feedback database path {self.db_path} is a directory, not a file")
@@ -155,26 +207,28 @@ class FeedbackStore:
         reason: str = "",
     ) -> int:
         """Store one rating and return its id (committed before returning)."""
-        if rating not in RATINGS:
-            raise InvalidInputError(f"rating must be one of {', '.join(RATINGS)}, got {rating!r}")
-        for name, value in (("question", question), ("answer", answer), ("backend", backend), ("mode", mode)):
-            if not isinstance(value, str):
-                raise InvalidInputError(f"feedback field '{name}' must be text, got {type(value).__name__}")
-        reason = "" if reason is None else reason
-        if not isinstance(reason, str):
-            raise InvalidInputError(f"feedback reason must be text, got {type(reason).__name__}")
-        reason = reason.strip()
-        if len(reason) > MAX_REASON_CHARS:
-            raise InvalidInputError(f"反馈原因太长（{len(reason)} 字），请精简到 {MAX_REASON_CHARS} 字以内")
-        try:
-            citations_json = json.dumps(list(citations), ensure_ascii=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"feedback citations are not JSON-serialisable: {exc}") from exc
+        reason, citations_json = _checked_fields(question, answer, rating, citations, backend, mode, reason)
         row = (_utc_now(), rating, reason, mode, backend, question, answer, citations_json)
         with self._lock:
             conn = self._connect()
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                # Counted inside the write transaction: other processes cannot overshoot the limit.
+                stored = int(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+                if stored >= self.max_rows:
+                    conn.execute("ROLLBACK")
+                    log.warning(
+                        "feedback store %s is full (%d records, limit %d): new ratings are refused. "
+                        "Export it (policy-qa feedback export) and move the database file away.",
+                        self.db_path,
+                        stored,
+                        self.max_rows,
+                    )
+                    raise FeedbackStoreError(
+                        f"反馈记录已满（{self.max_rows} 条），暂时无法保存新的评价 "
+                        f"(the feedback store holds its limit of {self.max_rows} records; "
+                        "an operator must export and archive it)."
+                    )
                 cur = conn.execute(
                     "INSERT INTO feedback (created_at, rating, reason, mode, backend, question, answer, citations)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

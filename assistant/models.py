@@ -1,9 +1,12 @@
 """The dataclass family that flows through every stage.
 
-Document → Article (a citable unit) → Chunk → Hit → Citation → Answer.
+Document → Unit (a citable article or chapter intro, with its Sentences) → Chunk
+→ Hit → Citation (points at its Unit) → AnswerSentence (points at its Citation)
+→ Answer. ChatTurn and Question type what comes in from users and question files.
 
 A "unit" is what a citation points at: a numbered article, or a chapter's intro
-paragraph, which belongs to no article but carries facts of its own.
+paragraph, which belongs to no article but carries facts of its own. Its
+sentences are split once, when the unit is made, and travel with it.
 """
 
 from __future__ import annotations
@@ -11,21 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from assistant.text.numerals import chinese_number
+from assistant.text.segment import split_sentences
+
 UnitKind = Literal["article", "chapter_intro"]
-
-CHINESE_NUMERALS = "零一二三四五六七八九十"
-
-
-def chinese_number(n: int) -> str:
-    """1 → 一, 19 → 十九, 43 → 四十三 (enough for article and chapter numbers)."""
-    if n < 0 or n >= 100:
-        raise ValueError(f"chinese_number supports 0..99, got {n}")
-    if n < 10:
-        return CHINESE_NUMERALS[n]
-    tens, ones = divmod(n, 10)
-    head = "" if tens == 1 else CHINESE_NUMERALS[tens]
-    return head + "十" + (CHINESE_NUMERALS[ones] if ones else "")
-
+Role = Literal["user", "assistant"]
+_LEADING_PUNCT = "。，,；;：:"
 
 @dataclass(frozen=True)
 class DocumentMeta:
@@ -36,6 +30,14 @@ class DocumentMeta:
     published: str  # ISO date
     source: str
     filename: str
+    short_title: str = ""  # how residents name it, e.g. 瑶海区“十四五”规划建议
+    english_title: str = ""  # e.g. the Yaohai District 14th Five-Year Plan proposals
+    region: str = ""  # the place it governs, e.g. 合肥市瑶海区
+
+    @property
+    def name(self) -> str:
+        """The plan's name for answers: the short title, else the full title."""
+        return self.short_title or self.title
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -46,15 +48,29 @@ class DocumentMeta:
             "published": self.published,
             "source": self.source,
             "filename": self.filename,
+            "short_title": self.short_title,
+            "english_title": self.english_title,
+            "region": self.region,
         }
 
 
 @dataclass(frozen=True)
-class Article:
+class Sentence:
+    """One sentence of a unit: ``text`` is exactly ``source[start:end]`` (absolute offsets)."""
+
+    unit: Unit = field(repr=False)
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Unit:
     """A citable unit: a numbered article, or a chapter intro (number is None).
 
     ``text`` is exactly ``source[start:end]``: for an article it starts at the
     heading (after "19."), for an intro it is the intro paragraph(s).
+    ``sentences`` are split once, here, and shared by every later stage.
     """
 
     doc_id: str
@@ -64,9 +80,29 @@ class Article:
     text: str
     start: int
     end: int
+    sentences: tuple[Sentence, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sentences", tuple(self._split()))
+
+    def _split(self) -> list[Sentence]:
+        out = []
+        # A heading that runs straight into the body ("…挑战落实…") is not part of what the plan says.
+        heading = self.number is not None and self.title and self.text.startswith(self.title)
+        skip = len(self.title) if heading else 0
+        for s, e in split_sentences(self.text):
+            if e <= skip:
+                continue
+            s = max(s, skip)
+            while s < e and (self.text[s].isspace() or self.text[s] in _LEADING_PUNCT):
+                s += 1
+            piece = self.text[s:e]
+            if piece and (len(piece) > 3 or any("\u3400" <= ch <= "\u9fff" for ch in piece)):
+                out.append(Sentence(self, self.start + s, self.start + e, piece))
+        return out
 
     @property
-    def unit(self) -> UnitKind:
+    def kind(self) -> UnitKind:
         return "chapter_intro" if self.number is None else "article"
 
     @property
@@ -83,6 +119,10 @@ class Article:
         return f"第{chinese_number(self.number)}条"
 
     @property
+    def english_label(self) -> str:
+        return f"Article {self.number}" if self.number is not None else f"the intro of part {self.chapter}"
+
+    @property
     def chip(self) -> str:
         """Short display form, e.g. 「第十九条 积极应对人口老龄化挑战」."""
         return f"{self.label} {self.title}".strip()
@@ -96,15 +136,15 @@ class Chapter:
     title: str
     start: int  # offset of the heading line
     end: int  # offset where the next chapter (or the closing) starts
-    intro: Article | None
-    articles: tuple[Article, ...]
+    intro: Unit | None
+    articles: tuple[Unit, ...]
 
 
 @dataclass(frozen=True)
 class Document:
     meta: DocumentMeta
     source: str  # the whole raw file, offsets point into it
-    preamble: Article | None  # opening paragraph before chapter 一 (not numbered)
+    preamble: Unit | None  # opening paragraph before chapter 一 (not numbered)
     chapters: tuple[Chapter, ...]
     closing: str
 
@@ -113,20 +153,20 @@ class Document:
         return self.meta.doc_id
 
     @property
-    def articles(self) -> list[Article]:
+    def articles(self) -> list[Unit]:
         return [a for c in self.chapters for a in c.articles]
 
     @property
-    def units(self) -> list[Article]:
+    def units(self) -> list[Unit]:
         """Everything citable, in reading order (intros before their articles)."""
-        out: list[Article] = []
+        out: list[Unit] = []
         for c in self.chapters:
             if c.intro is not None:
                 out.append(c.intro)
             out.extend(c.articles)
         return out
 
-    def article(self, number: int) -> Article | None:
+    def article(self, number: int) -> Unit | None:
         for a in self.articles:
             if a.number == number:
                 return a
@@ -157,7 +197,7 @@ class Chunk:
 class Hit:
     """A retrieved unit with the evidence from each retrieval stage."""
 
-    unit: Article
+    unit: Unit
     score: float  # fused score (RRF)
     dense_score: float | None = None  # best cosine among its chunks
     bm25_score: float | None = None  # best BM25 among its chunks
@@ -170,7 +210,7 @@ class Hit:
             "doc_id": self.unit.doc_id,
             "article": self.unit.number,
             "chapter": self.unit.chapter,
-            "unit": self.unit.unit,
+            "unit": self.unit.kind,
             "title": self.unit.title,
             "score": round(self.score, 6),
             "dense_score": None if self.dense_score is None else round(self.dense_score, 6),
@@ -180,28 +220,47 @@ class Hit:
 
 @dataclass(frozen=True)
 class Citation:
-    """A verified pointer from an answer sentence to the plan's exact words."""
+    """A verified pointer from an answer sentence to the plan's exact words in ``unit``."""
 
-    doc_id: str
-    article: int | None
-    chapter: str
-    unit: UnitKind
-    title: str
+    unit: Unit = field(repr=False)
     quote: str  # verbatim: source[start:end] == quote
     start: int
     end: int
-    label: str  # 第十九条 / 第四部分引言
+
+    @classmethod
+    def of(cls, sentence: Sentence) -> Citation:
+        return cls(sentence.unit, sentence.text, sentence.start, sentence.end)
+
+    @property
+    def doc_id(self) -> str:
+        return self.unit.doc_id
+
+    @property
+    def article(self) -> int | None:
+        return self.unit.number
+
+    @property
+    def chapter(self) -> str:
+        return self.unit.chapter
+
+    @property
+    def title(self) -> str:
+        return self.unit.title
+
+    @property
+    def label(self) -> str:
+        return self.unit.label
 
     @property
     def chip(self) -> str:
-        return f"{self.label} {self.title}".strip()
+        return self.unit.chip
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "doc_id": self.doc_id,
             "article": self.article,
             "chapter": self.chapter,
-            "unit": self.unit,
+            "unit": self.unit.kind,
             "title": self.title,
             "quote": self.quote,
             "start": self.start,
@@ -212,7 +271,59 @@ class Citation:
 @dataclass(frozen=True)
 class AnswerSentence:
     text: str
-    citation: int | None  # index into Answer.citations; None = unsupported
+    citation: Citation | None  # None: framing text that asserts nothing checkable
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    """One turn of a conversation, as the client sent it (untrusted: checked before use)."""
+
+    role: Role
+    content: str
+
+    @classmethod
+    def parse_list(cls, raw: object, *, max_turns: int, max_chars: int) -> list[ChatTurn]:
+        """Well-formed turns only, the last ``max_turns``, each cut to ``max_chars``;
+        anything malformed is skipped, never an error (a bad history never breaks a question)."""
+        if not isinstance(raw, list | tuple):
+            return []
+        out: list[ChatTurn] = []
+        for turn in raw:
+            pair: tuple[object, object] = (
+                (turn.role, turn.content) if isinstance(turn, ChatTurn)
+                else (turn.get("role"), turn.get("content")) if isinstance(turn, dict)
+                else (None, None)
+            )
+            role, content = pair
+            if (role == "user" or role == "assistant") and isinstance(content, str) and content.strip():
+                out.append(cls(role, content.strip()[:max_chars]))
+        return out[-max_turns:] if max_turns > 0 else []
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Question:
+    """A row of a question file (the dev-question schema)."""
+
+    id: str
+    question: str
+    history: tuple[ChatTurn, ...] = ()
+    gold_articles: tuple[int, ...] = ()
+    answer_points: tuple[str, ...] = ()
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question on its way through the answering stage."""
+
+    question: str  # as the user wrote it (validated)
+    standalone: str  # simplified, follow-ups rewritten, English rendered into Chinese for search
+    language: str  # zh-Hans | zh-Hant | en
+    mode: str  # resident | hotline
+    english: str = ""  # the English question itself, when the user wrote English
 
 
 @dataclass
@@ -232,6 +343,15 @@ class Answer:
     warnings: list[str] = field(default_factory=list)  # e.g. "LLM unavailable, answered extractively"
     draft: str = ""  # the model's raw text before verification (empty for extractive answers)
 
+    def citation_index(self, citation: Citation | None) -> int | None:
+        """Position of ``citation`` in ``citations`` (the JSON interface refers to citations by index)."""
+        if citation is None:
+            return None
+        for i, c in enumerate(self.citations):
+            if c == citation:
+                return i
+        return None
+
     def to_dict(self, question_id: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if question_id is not None:
@@ -245,9 +365,7 @@ class Answer:
                 "reason": self.reason,
                 "language": self.language,
                 "citations": [c.to_dict() for c in self.citations],
-                "sentences": [
-                    {"text": s.text, "citation": s.citation} for s in self.sentences
-                ],
+                "sentences": [{"text": s.text, "citation": self.citation_index(s.citation)} for s in self.sentences],
                 "formal_citation": self.formal_citation,
                 "backend": self.backend,
                 "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},

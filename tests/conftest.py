@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +64,31 @@ def fake_embedder() -> FakeEmbedder:
 @pytest.fixture(scope="session")
 def plan_text() -> str:
     return PLAN_FILE.read_text(encoding="utf-8")
+
+
+class ScriptedGenerator:
+    """A deterministic fake language model: replies with a fixed text in 3-character
+    pieces (or raises), recording every request. Implements the Generator protocol."""
+
+    def __init__(self, reply: str = "", error: Exception | None = None) -> None:
+        self.reply = reply
+        self.error = error
+        self.calls: list[list[dict[str, str]]] = []
+        self.loaded = False
+
+    @property
+    def name(self) -> str:
+        return "scripted"
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def close(self) -> None:
+        self.loaded = False
+
+    def stream(self, messages, *, max_tokens, temperature=0.0, stop=None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+        self.calls.append(messages)
+        if self.error is not None:
+            raise self.error
+        for i in range(0, len(self.reply), 3):
+            yield self.reply[i : i + 3]

@@ -142,7 +142,7 @@ def _serve() -> None:
     import llama_cpp
     from llama_cpp.server.__main__ import main
 
-    from assistant.generators.llama import disable_weight_repacking
+    from assistant.generation.llama import disable_weight_repacking
 
     disable_weight_repacking(llama_cpp)
     main()

@@ -28,10 +28,10 @@ import pytest
 
 from assistant.cli import build_parser, main
 from assistant.config import load_settings
-from assistant.corpus import load_corpus
-from assistant.embedders import create_embedder as real_create_embedder
 from assistant.feedback import FeedbackStore
-from assistant.index import IndexStore, ensure_index, index_path
+from assistant.ingest.corpus import load_corpus
+from assistant.retrieval.embedders import create_embedder as real_create_embedder
+from assistant.retrieval.store import IndexStore, ensure_index, index_path
 
 from conftest import CORPUS_DIR, DEV_QUESTIONS, PLAN_FILE, ROOT, FakeEmbedder
 
@@ -60,12 +60,12 @@ CITATION_KEYS = {"doc_id", "article", "chapter", "unit", "title", "quote", "star
 
 # Modules that look ``create_embedder`` up by name: each gets the fake.
 _EMBEDDER_LOOKUPS = (
-    "assistant.embedders",
-    "assistant.pipeline",
-    "assistant.retriever",
-    "assistant.index",
-    "assistant.eval_retrieval",
-    "assistant.eval_answers",
+    "assistant.retrieval.embedders",
+    "assistant.answering.resources",
+    "assistant.retrieval.retriever",
+    "assistant.retrieval.store",
+    "assistant.evaluation.retrieval",
+    "assistant.evaluation.answers",
 )
 
 
@@ -400,7 +400,8 @@ def test_search_questions_jsonl(capsys: pytest.CaptureFixture[str], shared_index
         assert len(row["hits"]) == 3
         for h in row["hits"]:
             check_hit(h)
-    assert "q.jsonl:2" in res.err and "q.jsonl:5" in res.err and "skipped c" in res.err
+    # the empty question (line 4) is reported where the file is read, like the other bad lines
+    assert "q.jsonl:2" in res.err and "q.jsonl:4" in res.err and "q.jsonl:5" in res.err
     assert "wrote 3 result line(s)" in res.err
     assert not list(out.parent.glob("*.tmp"))
 
@@ -511,7 +512,7 @@ def test_batch_reports_and_skips_a_bad_line(
     assert 19 in {c["article"] for c in rows[0]["citations"]}
     assert rows[2]["abstained"] is True
     assert "batch.jsonl:2" in res.err and "not valid JSON" in res.err
-    assert "skipped b-empty" in res.err
+    assert "batch.jsonl:4" in res.err  # b-empty: an empty question is a bad line
     assert "wrote 3 answer(s)" in res.err
     assert res.out == ""
 
@@ -619,13 +620,13 @@ def test_eval_generates_answers_with_extractive_backend(
 
 @pytest.fixture
 def fake_launch(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    ui_app = importlib.import_module("ui.app")
+    ui_server = importlib.import_module("ui.server")
     calls: list[Any] = []
 
     def launch(app: Any, settings: Any, **kwargs: Any) -> None:
         calls.append(settings)
 
-    monkeypatch.setattr(ui_app, "launch", launch)
+    monkeypatch.setattr(ui_server, "launch", launch)
     return calls
 
 
@@ -759,7 +760,7 @@ def test_questions_that_are_all_unusable(
     argv = _qfile_commands(str(qfile), str(tmp_path / "o.jsonl"))[command]
     res = run_cli(capsys, "--index-dir", str(shared_index), *argv)
     assert_one_line_error(res, str(qfile))
-    assert "skipped e" in res.err and "skipped h" in res.err
+    assert "q.jsonl:1" in res.err and "skipped h" in res.err
 
 
 def test_questions_file_with_bom_and_bad_gold(

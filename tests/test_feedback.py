@@ -11,12 +11,21 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from assistant.errors import InvalidInputError
-from assistant.feedback import COLUMNS, FeedbackStore, FeedbackStoreError, export_feedback
-from assistant.models import Answer, Citation
+from assistant.feedback import (
+    COLUMNS,
+    MAX_CITATIONS_CHARS,
+    MAX_ROWS,
+    MAX_TEXT_CHARS,
+    FeedbackStore,
+    FeedbackStoreError,
+    export_feedback,
+)
+from assistant.models import Answer, Citation, Unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,17 +82,8 @@ def test_uses_wal_mode(tmp_path: Path) -> None:
 
 
 def test_add_answer_takes_fields_from_answer(tmp_path: Path) -> None:
-    cit = Citation(
-        doc_id="d",
-        article=19,
-        chapter="五",
-        unit="article",
-        title="积极应对人口老龄化挑战",
-        quote="推进医养结合",
-        start=1,
-        end=7,
-        label="第十九条",
-    )
+    unit = Unit("d", "五", 19, "积极应对人口老龄化挑战", "推进医养结合", 1, 7)
+    cit = Citation(unit, quote="推进医养结合", start=1, end=7)
     answer = Answer(
         question="老人看病？",
         standalone_question="老人看病？",
@@ -112,7 +112,7 @@ def test_add_answer_takes_fields_from_answer(tmp_path: Path) -> None:
         ({"citations": [{"x": object()}]}, "JSON"),
     ],
 )
-def test_bad_input_raises_domain_error(tmp_path: Path, kw: dict[str, object], message: str) -> None:
+def test_bad_input_raises_domain_error(tmp_path: Path, kw: dict[str, Any], message: str) -> None:
     with FeedbackStore(tmp_path / "fb.sqlite3") as store:
         with pytest.raises(InvalidInputError, match=message):
             _add(store, **kw)
@@ -162,6 +162,56 @@ def test_concurrent_writers_from_threads(tmp_path: Path) -> None:
     store.close()
 
 
+def test_full_store_refuses_new_rows_and_keeps_the_old(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = tmp_path / "fb.sqlite3"
+    with FeedbackStore(db, max_rows=3) as store:
+        ids = [_add(store, i) for i in range(3)]
+        with pytest.raises(FeedbackStoreError, match="已满.*limit of 3 records"):
+            _add(store, 3)
+        assert "feedback store" in caplog.text and "is full" in caplog.text
+        assert [r.id for r in store.records()] == ids  # nothing pruned, nothing added
+    # The limit holds across connections (another worker process) too.
+    with FeedbackStore(db, max_rows=3) as other, pytest.raises(FeedbackStoreError, match="已满"):
+        _add(other, 4)
+    with FeedbackStore(db, max_rows=4) as bigger:
+        assert _add(bigger, 5) > ids[-1] and bigger.count() == 4
+
+
+def test_default_store_is_bounded() -> None:
+    assert FeedbackStore("x.sqlite3").max_rows == MAX_ROWS <= 100_000
+
+
+@pytest.mark.parametrize("max_rows", [0, -1, 1.5, True, None])
+def test_bad_max_rows_is_refused(max_rows: object) -> None:
+    with pytest.raises(FeedbackStoreError, match="max_rows"):
+        FeedbackStore("x.sqlite3", max_rows=max_rows)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"question": "问" * (MAX_TEXT_CHARS + 1)}, "'question' has"),
+        ({"answer": "答" * (MAX_TEXT_CHARS + 1)}, "'answer' has"),
+        ({"mode": "m" * 101}, "'mode' has"),
+        ({"backend": "b" * 101}, "'backend' has"),
+        ({"citations": [{"quote": "引" * MAX_CITATIONS_CHARS}]}, "citations take"),
+    ],
+)
+def test_oversized_fields_are_refused(tmp_path: Path, kw: dict[str, Any], message: str) -> None:
+    with FeedbackStore(tmp_path / "fb.sqlite3") as store:
+        with pytest.raises(InvalidInputError, match=message):
+            _add(store, **kw)
+        assert store.count() == 0
+
+
+def test_commits_are_durable_settings(tmp_path: Path) -> None:
+    with FeedbackStore(tmp_path / "fb.sqlite3") as store:
+        _add(store)
+        conn = store._connect()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync on every commit
+
+
 _WRITER = r"""
 import sys
 from assistant.feedback import FeedbackStore
@@ -197,6 +247,11 @@ def test_sigkill_never_loses_a_committed_record(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert acked >= 60
 
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
     with FeedbackStore(db) as store:
         recs = store.records()
     ids = [int(r.question[1:]) for r in recs]

@@ -1,0 +1,199 @@
+"""Turning evidence into the Answer a user sees: the model's draft verified and
+trimmed, or verified quotes, with the formal citation and the user's script.
+
+Nothing here trusts the model: every shown sentence either carries a verified
+citation or is short framing that asserts nothing checkable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from assistant.answering.citations import CitationAttacher, CitationVerifier, cited
+from assistant.answering.evidence import SentenceScorer
+from assistant.answering.extractive import ExtractiveAnswerer
+from assistant.answering.prompt import NOT_IN_PLAN_MARK, prompt_hits
+from assistant.models import Answer, AnswerSentence, Citation, Document, Hit, Query, Sentence, Unit
+from assistant.text import split_answer, squeeze, to_simplified, to_traditional
+
+MAX_SENTENCES = {"resident": 4, "hotline": 6}  # a plain answer stays short; loops and lists are cut
+ENGLISH_MATCH = 0.82  # cosine an English sentence needs to a plan sentence to count as its support
+
+_MARKERS = re.compile(r"\[\d+\]|【\d+】")
+_MARKDOWN = re.compile(r"\*\*|__|^#+\s*|^\s*(?:[-*•]|\d+[.、)])\s+", re.MULTILINE)
+# The model's own conclusions ("这表明……可能会……") are not the plan's words.
+_INFERENCE = re.compile(r"[，,；;]\s*(这表明|这说明|由此可见|可见|这意味着|意味着|也就是说|看来|因此可以|所以可以)[^。！？!?\n]*")
+_INFERENCE_SENTENCE = re.compile(r"^(这表明|这说明|由此可见|可见|这意味着|也就是说|看来|总之|总的来说|综上)")
+
+
+def clean_generated(raw: str) -> str:
+    """Drop citation markers the model invents, markdown, its own conclusions, and repeated sentences."""
+    text = _MARKDOWN.sub("", _MARKERS.sub("", raw)).strip()
+    text = _INFERENCE.sub("", text)
+    text = re.sub(r"\n{2,}", "\n", text)
+    seen: set[str] = set()
+    kept = []
+    for sentence in split_answer(text):
+        key = squeeze(sentence)
+        if (key and key in seen) or _INFERENCE_SENTENCE.match(sentence):
+            continue
+        seen.add(key)
+        kept.append(sentence)
+    joiner = " " if kept and all(x.isascii() for x in "".join(kept)[:40]) else ""
+    return joiner.join(kept)
+
+
+def harmless(sentence: str) -> bool:
+    """Framing text that asserts nothing checkable may stay uncited."""
+    return len(sentence) <= 16 and not re.search(r"\d|第.{1,3}条|article", sentence, re.IGNORECASE)
+
+
+def says_not_in_plan(text: str) -> bool:
+    return NOT_IN_PLAN_MARK in text[:20] or text.lower().startswith("the plan does not")
+
+
+def quote_line(unit: Unit, quotes: str, english: bool) -> str:
+    """「规划第十九条（…）提出：“…”」, the way a quote is introduced to a reader."""
+    if english:
+        return f"{unit.english_label.capitalize()} ({unit.title}) of the plan says: 「{quotes}」"
+    return f"规划{unit.label}（{unit.title}）提出：“{quotes}”"
+
+
+class FormalCitation:
+    """依据：《中共合肥市瑶海区委关于…的建议》第十九条、第三十六条 — for hotline staff to read out."""
+
+    def __init__(self, documents: Sequence[Document]) -> None:
+        self.titles = {d.doc_id: d.meta.title for d in documents}
+
+    def run(self, citations: Sequence[Citation]) -> str:
+        if not citations:
+            return ""
+        by_doc: dict[str, list[str]] = {}
+        for c in citations:
+            label = c.label if c.article is not None else f"第{c.chapter}部分"
+            labels = by_doc.setdefault(c.doc_id, [])
+            if label not in labels:
+                labels.append(label)
+        parts = [f"《{self.titles.get(doc_id, doc_id)}》" + "、".join(labels) for doc_id, labels in by_doc.items()]
+        return "依据：" + "；".join(parts)
+
+
+class AnswerComposer:
+    """Build the shown Answer from a draft (verified sentence by sentence) or from quotes."""
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        scorer: SentenceScorer,
+        *,
+        attacher: CitationAttacher | None = None,
+        extractive: ExtractiveAnswerer | None = None,
+    ) -> None:
+        self.verifier = CitationVerifier(documents)
+        self.formal = FormalCitation(documents)
+        self.scorer = scorer
+        self.attacher = attacher or CitationAttacher()
+        self.extractive_answerer = extractive or ExtractiveAnswerer(scorer=scorer)
+
+    def from_draft(self, draft: str, query: Query, hits: list[Hit], backend: str) -> Answer | None:
+        """The draft's verified sentences, or None when nothing in it can be verified."""
+        text = clean_generated(draft)
+        if not text:
+            return None
+        simplified = to_simplified(text) if query.language == "zh-Hant" else text
+        sentences = self.attacher.run(simplified, prompt_hits(hits), question=query.standalone)
+        if query.language == "en":
+            sentences = self._english_support(sentences, hits)
+        sentences = self.verifier.sentences(sentences)
+        kept = [s for s in sentences if s.citation is not None or harmless(s.text)][: MAX_SENTENCES[query.mode]]
+        if not cited(kept):
+            return None
+        kept = self._ensure_top_unit(query, hits, kept)
+        return self._answer(query, kept, backend)
+
+    def extractive(self, query: Query, hits: list[Hit]) -> Answer:
+        """Verified quotes of the best sentences, grouped by unit."""
+        extract = self.extractive_answerer.run(query.standalone, hits)
+        by_unit: dict[str, list[Sentence]] = {}
+        for s in extract.sentences:
+            by_unit.setdefault(s.unit.unit_id, []).append(s)
+        sentences = []
+        for group in by_unit.values():
+            line = quote_line(group[0].unit, "".join(s.text for s in group), query.language == "en")
+            sentences.append(AnswerSentence(line, Citation.of(group[0])))
+        sentences = [s for s in self.verifier.sentences(sentences) if s.citation is not None]
+        answer = self._answer(query, sentences, "extractive", joiner="\n")
+        # Every quoted sentence is a citation of its own (hotline staff see each one).
+        answer.citations = self.verifier.run([Citation.of(s) for s in extract.sentences])
+        return answer
+
+    def closest(self, query: Query, hit: Hit) -> Sentence | None:
+        """The sentence of ``hit`` that comes closest to the question (for a 'not in the plan' answer)."""
+        extract = self.extractive_answerer.run(query.standalone, [hit])
+        if not extract.sentences:
+            return None
+        best = extract.sentences[0]
+        return best if self.verifier.problem(Citation.of(best)) is None else None
+
+    def _answer(self, query: Query, sentences: list[AnswerSentence], backend: str, joiner: str = "") -> Answer:
+        if query.language == "en":
+            shown = " ".join(s.text for s in sentences).strip()
+        else:
+            shown = (joiner or "").join(s.text for s in sentences)
+        if query.language == "zh-Hant":
+            shown = to_traditional(shown)
+            sentences = [AnswerSentence(to_traditional(s.text), s.citation) for s in sentences]
+        citations = cited(sentences)
+        return Answer(
+            question=query.question,
+            standalone_question=query.standalone,
+            text=shown,
+            abstained=False,
+            citations=citations,
+            backend=backend,
+            language=query.language,
+            sentences=sentences,
+            formal_citation=self.formal.run(citations),
+        )
+
+    def _ensure_top_unit(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
+        """The best-matching unit leads the answer when the model answered only from a neighbour."""
+        top = hits[0].unit
+        if any(s.citation is not None and s.citation.unit.unit_id == top.unit_id for s in sentences):
+            return sentences
+        scored = self.scorer.run(query.standalone, [hits[0]])
+        if not scored:
+            return sentences
+        best = scored[0].sentence
+        if query.language == "en":
+            line = f"The plan's {top.english_label} ({top.title}) says: 「{best.text}」"
+        else:
+            line = f"规划{top.label}（{top.title}）提出：“{best.text}”"
+        extra = self.verifier.sentences([AnswerSentence(line, Citation.of(best))])
+        return [*extra, *sentences] if extra[0].citation is not None else sentences
+
+    def _english_support(self, sentences: list[AnswerSentence], hits: list[Hit]) -> list[AnswerSentence]:
+        """English sentences share no characters with the plan: match them by embedding
+        (the plan's sentence vectors come from the scorer's cache)."""
+        pending = [i for i, s in enumerate(sentences) if s.citation is None and len(s.text) > 20]
+        if not pending or self.scorer.embedder is None:
+            return sentences
+        candidates: list[Sentence] = []
+        vectors = []
+        for h in prompt_hits(hits):
+            unit_sents, unit_vecs = self.scorer.sentence_vectors(h.unit)
+            candidates.extend(unit_sents)
+            vectors.append(unit_vecs)
+        if not candidates:
+            return sentences
+        q = self.scorer.embedder.embed_queries([sentences[i].text for i in pending])
+        sims = q @ np.concatenate(vectors).T
+        out = list(sentences)
+        for row, i in enumerate(pending):
+            j = int(sims[row].argmax())
+            if float(sims[row, j]) >= ENGLISH_MATCH:
+                out[i] = AnswerSentence(sentences[i].text, Citation.of(candidates[j]))
+        return out

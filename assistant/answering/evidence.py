@@ -1,0 +1,166 @@
+"""Sentence-level evidence: which sentences of the retrieved units answer the question.
+
+``SentenceScorer`` ranks the sentences of the top units (shared by the prompt's
+excerpts, the extractive answer and the "closest thing the plan says" line).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from assistant.files import replace_atomically
+from assistant.models import Hit, Sentence, Unit
+from assistant.retrieval.embedders import Embedder
+from assistant.text import bm25_tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    score: float
+    rank: int  # the rank of its unit among the hits (0 = best)
+    sentence: Sentence
+
+
+class SentenceScorer:
+    """Scores sentences by the question words they contain (longer words weigh more),
+    by semantic similarity to the question when an embedder is given (sentence
+    vectors are computed once per unit and cached), and by lying in one of the
+    retriever's best chunks. Lower-ranked units get a small penalty."""
+
+    def __init__(self, embedder: Embedder | None = None, semantic_weight: float = 3.0) -> None:
+        if semantic_weight < 0:
+            raise ValueError(f"semantic_weight must be >= 0, got {semantic_weight}")
+        self.embedder = embedder
+        self.semantic_weight = semantic_weight
+        self._vectors: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def sentence_vectors(self, unit: Unit) -> tuple[tuple[Sentence, ...], np.ndarray]:
+        """A unit's sentences and their (cached) vectors. Needs an embedder."""
+        sentences = unit.sentences
+        return sentences, self._unit_vectors(unit.unit_id, sentences)
+
+    def _unit_vectors(self, unit_id: str, sentences: tuple[Sentence, ...]) -> np.ndarray:
+        assert self.embedder is not None
+        with self._lock:
+            cached = self._vectors.get(unit_id)
+        if cached is None or len(cached) != len(sentences):
+            cached = np.asarray(self.embedder.embed_passages([s.text for s in sentences]), dtype=np.float32)
+            with self._lock:
+                self._vectors[unit_id] = cached
+        return cached
+
+    def precompute(self, units: list[Unit], cache_file: Path | None = None) -> int:
+        """Embed every unit's sentences now (at start-up) instead of on first use.
+
+        With ``cache_file`` the vectors are kept on disk, keyed by the embedder and
+        the exact sentences, so later starts load them instead of re-embedding.
+        The cache is only ever an optimisation: an empty, truncated or corrupt file
+        is treated as missing and rewritten, and when it cannot be written (a
+        read-only or full disk) the vectors are kept in memory and start-up goes on.
+        Returns how many sentences were embedded (0 when loaded from the cache)."""
+        if self.embedder is None:
+            return 0
+        per_unit = [(u.unit_id, u.sentences) for u in units]
+        texts = [s.text for _, sents in per_unit for s in sents]
+        key = hashlib.sha256(("\x1f".join([self.embedder.model_id, *texts])).encode("utf-8")).hexdigest()
+        shape = (len(texts), int(self.embedder.dim))
+        matrix = _load_cache(cache_file, key, shape) if cache_file is not None else None
+        embedded = 0
+        if matrix is None:
+            matrix = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32)
+            embedded = len(texts)
+            if cache_file is not None:
+                _save_cache(cache_file, key, matrix)
+        row = 0
+        with self._lock:
+            for unit_id, sents in per_unit:
+                self._vectors[unit_id] = matrix[row : row + len(sents)]
+                row += len(sents)
+        return embedded
+
+    def run(self, question: str, hits: list[Hit]) -> list[ScoredSentence]:
+        """All sentences of ``hits``, best first."""
+        terms = set(bm25_tokens(question))
+        per_hit = [h.unit.sentences for h in hits]
+        semantic: list[np.ndarray] = []
+        if self.embedder is not None and self.semantic_weight > 0 and any(per_hit):
+            qvec = np.asarray(self.embedder.embed_queries([question]), dtype=np.float32)[0]
+            sims = [
+                self._unit_vectors(h.unit.unit_id, s) @ qvec if s else np.zeros(0)
+                for h, s in zip(hits, per_hit, strict=True)
+            ]
+            flat = np.concatenate([s for s in sims if len(s)]) if any(len(s) for s in sims) else np.zeros(0)
+            lo, hi = (float(flat.min()), float(flat.max())) if len(flat) else (0.0, 1.0)
+            # Cosines of a small model sit in a narrow band: rescale within this candidate set.
+            semantic = [(s - lo) / (hi - lo + 1e-6) for s in sims]
+        out: list[ScoredSentence] = []
+        for rank, (hit, sentences) in enumerate(zip(hits, per_hit, strict=True)):
+            for i, sentence in enumerate(sentences):
+                overlap = sum(len(t) for t in terms if t in sentence.text)
+                bonus = 0.0
+                for chunk_rank, chunk in enumerate(hit.chunks[:2]):
+                    if chunk.start <= sentence.start < chunk.end:
+                        bonus = max(bonus, 1.0 / (1 + chunk_rank))
+                sem = self.semantic_weight * float(semantic[rank][i]) if semantic else 0.0
+                out.append(ScoredSentence(overlap + bonus + sem - 0.5 * rank, rank, sentence))
+        out.sort(key=lambda x: (-x.score, x.rank, x.sentence.start))
+        return out
+
+
+# What a damaged .npz can raise on load: a truncated or empty zip (BadZipFile, EOFError),
+# an unreadable file (OSError), a bad array header (ValueError), a missing member (KeyError).
+_CACHE_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError)
+
+
+def _load_cache(cache_file: Path, key: str, shape: tuple[int, int]) -> np.ndarray | None:
+    """The cached sentence vectors if ``cache_file`` holds exactly these (``key``, ``shape``), else None."""
+    try:
+        if not cache_file.is_file():
+            return None
+        data = np.load(cache_file, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array, not our archive
+            raise ValueError("not an .npz archive")
+        with data:
+            if str(data["key"]) != key:
+                return None
+            matrix = np.asarray(data["vectors"], dtype=np.float32)
+    except _CACHE_ERRORS as exc:
+        log.warning(
+            "sentence-vector cache %s is unreadable (%s: %s); rebuilding it", cache_file, type(exc).__name__, exc
+        )
+        return None
+    if matrix.shape != shape or not np.all(np.isfinite(matrix)):
+        log.warning(
+            "sentence-vector cache %s does not fit (shape %s, expected %s); rebuilding it",
+            cache_file,
+            matrix.shape,
+            shape,
+        )
+        return None
+    return matrix
+
+
+def _save_cache(cache_file: Path, key: str, matrix: np.ndarray) -> None:
+    """Write the cache atomically and durably; a failure (read-only or full disk) is logged, never raised."""
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), vectors=matrix)
+    try:
+        replace_atomically(cache_file, buf.getvalue())
+    except OSError as exc:
+        log.warning(
+            "cannot write the sentence-vector cache %s (%s); keeping the vectors in memory, "
+            "the next start will compute them again",
+            cache_file,
+            exc.strerror or exc,
+        )

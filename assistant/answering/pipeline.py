@@ -1,0 +1,210 @@
+"""The answer flow, top to bottom: question → Answer with verified citations.
+
+validate → guard (injection / off-topic) → rewrite follow-ups → retrieve
+(excerpts streamed) → judge answerability → draft with the model from the
+retrieved text only → verify and compose → present in the user's script.
+
+Each step is one object, injectable through the constructor; the CLI and the UI
+only render what this yields.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Generator_
+from dataclasses import dataclass, field
+from typing import Literal
+
+from assistant.answering.answerability import AnswerabilityJudge
+from assistant.answering.citations import CitationAttacher
+from assistant.answering.compose import AnswerComposer, says_not_in_plan
+from assistant.answering.guard import QuestionGuard
+from assistant.answering.prompt import Drafter
+from assistant.answering.refusals import Refusals
+from assistant.answering.resources import Progress, Resources
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator
+from assistant.config import MODES, Settings
+from assistant.errors import GenerationError, InvalidInputError
+from assistant.generation import Generator
+from assistant.models import Answer, ChatTurn, Document, Hit, Query
+from assistant.retrieval.embedders import Embedder
+from assistant.retrieval.retriever import Retriever
+from assistant.text import detect_language, to_simplified, to_traditional, validate_question
+
+MAX_HISTORY_TURNS = 6
+History = Sequence[ChatTurn | dict[str, str]] | None  # untrusted: parsed leniently, checked before use
+
+
+@dataclass
+class StreamEvent:
+    kind: Literal["status", "excerpts", "token", "answer"]
+    text: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    answer: Answer | None = None
+
+
+class Assistant:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        progress: Progress | None = None,
+        guard: QuestionGuard | None = None,
+        judge: AnswerabilityJudge | None = None,
+        attacher: CitationAttacher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.resources = Resources(settings, embedder=embedder, generator=generator, progress=progress)
+        self.guard = guard or QuestionGuard()
+        self._judge = judge
+        self.attacher = attacher or CitationAttacher()
+        self._composer: AnswerComposer | None = None
+
+    # The resources, by name, for callers that search or browse.
+    @property
+    def documents(self) -> list[Document]:
+        return self.resources.documents
+
+    def retriever(self, mode: str | None = None) -> Retriever:
+        return self.resources.retriever(mode)
+
+    @property
+    def judge(self) -> AnswerabilityJudge:
+        if self._judge is None:  # the plan's own article count bounds "第N条" references
+            self._judge = AnswerabilityJudge(max_article=max(len(d.articles) for d in self.documents))
+        return self._judge
+
+    def warm_up(self) -> None:
+        self.resources.warm_up()
+
+    @property
+    def backend_name(self) -> str:
+        gen = self.resources.generator
+        return gen.name if gen is not None else "extractive"
+
+    @property
+    def composer(self) -> AnswerComposer:
+        if self._composer is None:
+            self._composer = AnswerComposer(self.documents, self.resources.scorer, attacher=self.attacher)
+        return self._composer
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
+        query = validate_question(query, self.settings.max_question_chars)
+        return self.retriever(mode).run(query, k=k)
+
+    def ask(self, question: str, history: History = None, mode: str | None = None) -> Answer:
+        events = list(self.stream(question, history, mode))
+        answer = events[-1].answer
+        assert answer is not None
+        return answer
+
+    def stream(self, question: str, history: History = None, mode: str | None = None) -> Iterator[StreamEvent]:
+        """Yield status, the cited excerpts (as soon as retrieval finishes), the
+        draft piece by piece, then the final Answer."""
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def mark(name: str) -> None:
+            timings[name] = (time.perf_counter() - t0) * 1000
+
+        mode = mode or self.settings.mode
+        if mode not in MODES:
+            raise InvalidInputError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        question = validate_question(question, self.settings.max_question_chars)
+        turns = ChatTurn.parse_list(history, max_turns=MAX_HISTORY_TURNS, max_chars=self.settings.max_question_chars)
+        language = detect_language(question)
+        simplified = to_simplified(question)
+        refusals = Refusals(self.documents, self.composer)
+
+        intent = self.guard.run(simplified)
+        if intent.kind != "policy":
+            answer = refusals.declined(Query(question, question, language, mode), intent.kind)
+            yield self._final(answer, [], timings, mark)
+            return
+
+        yield StreamEvent("status", text="正在检索规划原文…")
+        generator = self.resources.generator
+        standalone = FollowUpRewriter(generator).run(simplified, turns)
+        english = standalone if language == "en" else ""
+        if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
+            standalone = QueryTranslator(generator).run(standalone)
+        query = Query(question, standalone, language, mode, english)
+        mark("rewrite_ms")
+        context = turns if standalone == simplified else []
+        hits = self.retriever().run(standalone, history=context, k=self.settings.top_k)
+        mark("retrieval_ms")
+        yield StreamEvent("excerpts", hits=hits)
+        mark("excerpts_ms")
+
+        verdict = self.judge.run(f"{standalone} {english}".strip(), hits)
+        if not verdict.answerable:
+            yield self._final(refusals.not_in_plan(query, verdict, hits), hits, timings, mark)
+            return
+
+        answer = yield from self._answer(generator, query, hits, refusals, mark, timings)
+        yield self._final(answer, hits, timings, mark)
+
+    def _answer(
+        self,
+        generator: Generator | None,
+        query: Query,
+        hits: list[Hit],
+        refusals: Refusals,
+        mark: Callable[[str], None],
+        timings: dict[str, float],
+    ) -> Generator_[StreamEvent, None, Answer]:
+        """The model's draft streamed as it comes, then verified; verified quotes when there is no model,
+        it fails, or nothing it wrote can be verified."""
+        warnings: list[str] = []
+        answer: Answer | None = None
+        if generator is not None:
+            try:
+                draft_parts: list[str] = []
+                for piece in Drafter(generator, self.resources.scorer, self.settings.max_answer_tokens).run(query, hits):
+                    if "first_token_ms" not in timings:
+                        mark("first_token_ms")
+                    draft_parts.append(piece)
+                    yield StreamEvent("token", text=to_traditional(piece) if query.language == "zh-Hant" else piece)
+                mark("generation_ms")
+                answer = self._from_draft("".join(draft_parts), query, hits, refusals, generator.name, warnings)
+            except GenerationError as exc:
+                warnings.append(f"语言模型出错，已改用摘录式回答（{exc}）")
+        elif self.settings.backend != "extractive":
+            warnings.append(f"语言模型不可用，已改用摘录式回答（{self.resources.generator_error}）")
+        if answer is None:
+            answer = self.composer.extractive(query, hits)
+            if "first_token_ms" not in timings:
+                mark("first_token_ms")
+                yield StreamEvent("token", text=answer.text)
+        answer.warnings.extend(warnings)
+        return answer
+
+    def _from_draft(
+        self, draft: str, query: Query, hits: list[Hit], refusals: Refusals, backend: str, warnings: list[str]
+    ) -> Answer:
+        if says_not_in_plan(draft.strip()):
+            # The model's judgement that the excerpts do not answer: abstain unless the
+            # retrieval evidence is strong, in which case quoting beats refusing.
+            weak = self.judge.weak_for_model(hits)
+            if weak is not None:
+                refusal = refusals.not_in_plan(query, weak, hits)
+                refusal.draft = draft
+                return refusal
+        answer = self.composer.from_draft(draft, query, hits, backend)
+        if answer is None:
+            warnings.append("模型回答无法与原文核对，已改用原文摘录回答")
+            answer = self.composer.extractive(query, hits)
+        answer.draft = draft
+        return answer
+
+    @staticmethod
+    def _final(
+        answer: Answer, hits: list[Hit], timings: dict[str, float], mark: Callable[[str], None]
+    ) -> StreamEvent:
+        answer.hits = hits or answer.hits
+        mark("total_ms")
+        answer.timings_ms = timings
+        return StreamEvent("answer", answer=answer)

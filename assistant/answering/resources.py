@@ -1,0 +1,119 @@
+"""What the answer flow needs loaded: the plan, the index, the embedder, the
+sentence vectors and the language model. Each loads lazily, once, under a lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from assistant.answering.evidence import SentenceScorer
+from assistant.config import Settings
+from assistant.errors import AssistantError
+from assistant.files import slug
+from assistant.generation import Generator, create_generator
+from assistant.models import Document
+from assistant.retrieval.embedders import Embedder, create_embedder
+from assistant.retrieval.retriever import Retriever
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+class Resources:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        generator: Generator | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.progress = progress or _quiet
+        self._embedder = embedder
+        self._generator = generator
+        self._generator_loaded = generator is not None or settings.backend == "extractive"
+        self.generator_error: str | None = None
+        self._documents: list[Document] | None = None
+        self._retrievers: dict[str, Retriever] = {}
+        self._scorer: SentenceScorer | None = None
+        self._lock = threading.RLock()
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = create_embedder(self.settings)
+            return self._embedder
+
+    @property
+    def scorer(self) -> SentenceScorer:
+        with self._lock:
+            if self._scorer is None:
+                self._scorer = SentenceScorer(self.embedder)
+            return self._scorer
+
+    @property
+    def documents(self) -> list[Document]:
+        with self._lock:
+            if self._documents is None:
+                from assistant.ingest.corpus import load_corpus
+
+                self._documents = load_corpus(self.settings.corpus_dir)
+            return self._documents
+
+    def retriever(self, mode: str | None = None) -> Retriever:
+        """The retriever for a mode (hybrid/dense/bm25); the index is built or loaded once."""
+        mode = mode or self.settings.retrieval_mode
+        with self._lock:
+            if mode not in self._retrievers:
+                base = next(iter(self._retrievers.values()), None)
+                self._retrievers[mode] = (
+                    base.with_mode(mode)
+                    if base is not None
+                    else Retriever.from_settings(
+                        self.settings.replace(retrieval_mode=mode),
+                        embedder=self.embedder,
+                        documents=self.documents,
+                        progress=self.progress,
+                    )
+                )
+            return self._retrievers[mode]
+
+    @property
+    def generator(self) -> Generator | None:
+        """The LLM, or None (extractive backend, or the LLM could not be loaded)."""
+        with self._lock:
+            if not self._generator_loaded:
+                self._generator_loaded = True
+                try:
+                    self._generator = create_generator(self.settings)
+                except AssistantError as exc:
+                    self._generator_failed(exc)
+            return self._generator
+
+    def _generator_failed(self, exc: AssistantError) -> None:
+        self._generator = None
+        self.generator_error = str(exc)
+        self.progress(f"语言模型不可用，改用摘录式回答: {exc}")
+
+    def warm_up(self) -> None:
+        """Load everything now (the UI does this at start-up, with progress)."""
+        self.progress("加载规划文本…")
+        units = [u for d in self.documents for u in d.units]
+        self.progress("准备检索索引…")
+        self.retriever()
+        self.progress("准备句子级证据…")
+        self.scorer.precompute(units, self.settings.cache_dir / f"sentences-{slug(self.embedder.model_id)}.npz")
+        generator = self.generator
+        if generator is not None:
+            self.progress("加载语言模型…")
+            try:
+                generator.load()
+            except AssistantError as exc:
+                with self._lock:
+                    self._generator_failed(exc)
+        self.progress("就绪。")

@@ -1,0 +1,129 @@
+"""The sentence-vector cache: a damaged file is rebuilt, writes are atomic and durable,
+and a read-only or full cache folder never stops start-up."""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import assistant.files as files_mod
+from assistant.answering.evidence import SentenceScorer
+from assistant.ingest.corpus import load_corpus
+from assistant.models import Document, Hit
+
+from conftest import CORPUS_DIR, FakeEmbedder
+from helpers_fs import deny_writes
+
+
+@pytest.fixture(scope="module")
+def doc() -> Document:
+    return load_corpus(CORPUS_DIR)[0]
+
+
+@pytest.fixture(scope="module")
+def good_cache(doc: Document, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("cache") / "sentences.npz"
+    SentenceScorer(FakeEmbedder()).precompute(doc.units, path)
+    return path.read_bytes()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
+    return buf.getvalue()
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "empty": lambda good: b"",
+    "truncated-half": lambda good: good[: len(good) // 2],
+    "truncated-tail": lambda good: good[:-10],
+    "header-only": lambda good: good[:30],
+    "garbage": lambda good: b"garbage" * 100,
+    "flipped-bytes": lambda good: good[:200] + bytes(b ^ 0xFF for b in good[200:400]) + good[400:],
+    "bare-npy": lambda good: _npy(np.zeros((3, 3), dtype=np.float32)),
+    "pickled-object": lambda good: _npz(key=np.array([{"a": 1}], dtype=object), vectors=np.zeros((1, 1))),
+    "missing-member": lambda good: _npz(key=np.array("x")),
+    "wrong-shape": lambda good: _npz(key=np.array("x"), vectors=np.zeros(7, dtype=np.float32)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_cache_is_rebuilt_not_fatal(
+    doc: Document, good_cache: bytes, tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "sentences.npz"
+    cache.write_bytes(DAMAGE[damage](good_cache))
+    with caplog.at_level(logging.WARNING, logger="assistant.answering.evidence"):
+        embedded = SentenceScorer(FakeEmbedder()).precompute(doc.units, cache)
+    assert embedded > 400  # treated as missing: computed afresh
+    # ... and repaired on disk: the next start loads it without embedding anything.
+    again = FakeEmbedder()
+    assert SentenceScorer(again).precompute(doc.units, cache) == 0 and again.calls == 0
+
+
+def test_cache_of_matching_key_but_wrong_width_is_rebuilt(doc: Document, tmp_path: Path) -> None:
+    cache = tmp_path / "sentences.npz"
+    SentenceScorer(FakeEmbedder(dim=64)).precompute(doc.units, cache)
+    with np.load(cache) as data:  # same key, vectors of another width: not ours to trust
+        key, rows = data["key"], data["vectors"].shape[0]
+    cache.write_bytes(_npz(key=key, vectors=np.zeros((rows, 3), dtype=np.float32)))
+    assert SentenceScorer(FakeEmbedder(dim=64)).precompute(doc.units, cache) == rows
+
+
+def test_cache_write_is_atomic_and_fsynced(doc: Document, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = files_mod.os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(files_mod.os, "fsync", fsync)
+    cache = tmp_path / "cache" / "sentences.npz"
+    SentenceScorer(FakeEmbedder()).precompute(doc.units, cache)
+    assert synced, "the cache file was not fsynced"
+    assert [p.name for p in cache.parent.iterdir()] == ["sentences.npz"], "temporary file left behind"
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC], ids=["read-only", "full"])
+def test_unwritable_cache_folder_keeps_vectors_in_memory(
+    doc: Document, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, code: int
+) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    denied = deny_writes(monkeypatch, folder, code)
+    embedder = FakeEmbedder()
+    scorer = SentenceScorer(embedder)
+    with caplog.at_level(logging.WARNING, logger="assistant.answering.evidence"):
+        assert scorer.precompute(doc.units, folder / "sentences.npz") > 400
+    assert denied.attempts, "expected the cache write to be attempted"
+    assert "keeping the vectors in memory" in caplog.text
+    monkeypatch.undo()
+    assert not list(folder.iterdir())
+    # The in-memory vectors serve questions without embedding any sentence again.
+    calls = embedder.calls
+    hits = [Hit(unit=doc.article(19), score=1.0)]  # type: ignore[arg-type]
+    assert scorer.run("养老机构安全", hits)
+    assert embedder.calls == calls + 1  # the question only
+
+
+def test_read_only_folder_with_a_good_cache_loads_it(
+    doc: Document, good_cache: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "sentences.npz"
+    cache.write_bytes(good_cache)
+    denied = deny_writes(monkeypatch, tmp_path)
+    assert SentenceScorer(FakeEmbedder()).precompute(doc.units, cache) == 0
+    assert denied.attempts == []
