@@ -1,49 +1,84 @@
-"""``AnswerabilityJudge``: does the plan answer this at all? Combines retrieval
-evidence with what the question asks for: the plan is a 2020 policy document,
-so it never holds subsidy amounts, procedures, results after its adoption, or
-other districts' plans."""
+"""``AnswerabilityJudge``: does the retrieved text answer this question?
+
+Decided from evidence, not from lists of districts or phrases:
+* the question's **answer type** (an amount, a date, a named person, a procedure,
+  an individual's eligibility) must be present in the best-matching sentences;
+* **things the plan never mentions** (a place name, a titled document, a year it
+  does not speak of) mean the plan is silent; the corpus itself says what it
+  mentions, so nothing about it is written here;
+* **retrieval strength**: a best hit that is weak on both dense and BM25 scores
+  is no answer;
+* later, the model's own "规划未提及" (see ``believes_model``).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
-from assistant.models import Hit
-from assistant.text import referenced_articles
+from assistant.models import Document, Hit, Sentence
+from assistant.text import referenced_articles, to_simplified
 
-# What a 2020 planning document never contains. Each entry: (reason key, pattern).
-_SPECIFICS = [
-    ("amount", r"(补贴|补助|补偿|津贴|奖励|奖金|报销|发放|资助|贴息).{0,12}(多少|几|金额|标准|比例)|"
-     r"(多少|几)(钱|块|万|元)|每(户|人|家|平方?米?).{0,8}(多少|几|补)|金额|"
-     r"how\s+much\s+(money|subsid)|subsid(y|ies)\s+amount"),
-    ("procedure", r"(怎么|如何|怎样|去哪|到哪|哪里|哪个)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|"
-     r"(申请|办理|报名|申报)(流程|手续|条件|材料|时间|地点|入口|窗口)|(准备|需要|提交|带)(哪些|什么)?材料|"
-     r"(哪个|什么)窗口|去.{0,4}窗口|网址|(联系|咨询|办理)电话|电话(号码)?是多少|联系方式|"
-     r"(补贴|补助|津贴|养老金|奖励|资金|钱).{0,8}(什么时候|何时|哪天|几号|多久|怎么领|如何领|去哪领|到账)|"
-     r"how\s+(do|can|to)\s+(i\s+)?(apply|register)|application\s+(form|process)"),
-    ("after_adoption", r"(202[2-9]|20[3-9]\d)年.{0,20}(实际|完成了|达到了|是多少|多少|情况|数据|统计)|"
-     r"(去年|今年|前年|目前|现在|最新).{0,10}(实际|完成了|达到了|数据|统计|进度)|"
-     r"(实际|已经)(完成|达到)了?(多少|什么)"),
-    ("other_region", r"(包河|蜀山|庐阳|政务|滨湖|高新|经开|新站)区|(肥东|肥西|长丰|庐江)县|巢湖市"),
-    ("personal", r"我(能|可以|是否|能不能|可不可以|符合|够).{0,6}(申请|领取|享受|拿到|条件)"),
-]
+# Answer types: what kind of thing the question wants, and what evidence of that kind looks like.
+_ANSWER_TYPES: dict[str, tuple[str, str]] = {
+    # reason: (the question asks for …, the evidence holds …)
+    "amount": (
+        r"多少(钱|元|美元|块)|几块钱|(费用|收费|价格|房价|利率|工资|补贴|补助|标准).{0,6}(多少|几|怎么算)|多少分|分数线"
+        r"|每(个)?月.{0,8}多少|how\s+much|what\s+(is\s+the\s+)?(cost|price|fee)",
+        r"\d[\d,.]*\s*(万|亿)?元|\d+(\.\d+)?\s*%",
+    ),
+    "schedule": (
+        r"哪一?年|哪天|几号|几月|具体(什么)?时间|开通时间|时间表|(什么时候|何时)(开通|通车|完工|建成|竣工|开工|开始招生)"
+        r"|what\s+year|what\s+date",
+        r"(19|20)\d\d\s*年|二〇[一二三]\S年|\d+\s*月",
+    ),
+    "person": (r"是谁|叫什么名字|姓什么|哪位(领导|官员)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
+    "site": (
+        r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|which\s+(school|hospital|clinic|park)",
+        r"[\u4e00-\u9fff]{2,10}(学校|小学|中学|幼儿园|医院|公园)",
+    ),
+    "procedure": (
+        r"(怎么|如何|怎样|去哪|到哪|哪里)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|(准备|需要|提交)(哪些|什么)?材料"
+        r"|(办理|申请)(流程|手续|条件|窗口|地点)|(需要|要|满足|符合)(什么|哪些)条件|网址|(电话|热线)(号码|是多少)|联系方式"
+        r"|how\s+(do|can|to)\s+(i\s+)?(apply|register)",
+        r"(?!)",  # plans set directions; procedures live in implementing rules
+    ),
+    "personal": (
+        r"我(家|们家|孩子|爸|妈)?.{0,4}(能不能|能否|可不可以|可以不可以|符合|够不够|有没有资格|算不算).{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|条件)"
+        r"|我.{0,6}哪年(可以)?退休|\bcan\s+i\b|\bam\s+i\s+eligible",
+        r"(?!)",  # the plan never decides an individual's case
+    ),
+}
+_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,10}(数据|统计|一共有|总共有|实际完成|完成了多少|是多少)"
+# A place name: jieba's ``ns`` tag on a word that ends like a place, or a longer one (two-character tags are noisy).
+_PLACE_END = ("省", "市", "区", "县", "镇", "乡", "街道", "村", "路", "街", "大道", "公园", "广场")
+_TITLED = re.compile(r"《([^》]{2,30})》")
 
 _EXPLAIN = {
-    "amount": "具体补贴金额或发放标准",
+    "amount": "具体金额、收费或发放标准",
+    "schedule": "具体时间安排",
+    "person": "具体人员或职务人选",
+    "site": "具体是哪一所学校、医院或场所",
     "procedure": "具体办理流程、所需材料或办理地点",
-    "after_adoption": "2021年以后的实际完成情况或统计数据",
-    "other_region": "其他区县的规划内容",
     "personal": "个人能否申请、是否符合条件的认定",
+    "after_adoption": "规划通过以后的实际情况或统计数据",
+    "other_place": "其他地方或规划未涉及的具体场所",
+    "other_document": "该文件的内容",
     "article_missing": "该条文",
     "weak_evidence": "相关内容",
 }
-
 _EXPLAIN_EN = {
-    "amount": "specific subsidy amounts or payment standards",
+    "amount": "specific amounts, fees or payment standards",
+    "schedule": "specific dates or schedules",
+    "person": "who holds an office",
+    "site": "which particular school, hospital or site",
     "procedure": "application procedures, required documents or where to apply",
-    "after_adoption": "actual results or statistics after 2021",
-    "other_region": "plans of other districts",
     "personal": "individual eligibility decisions",
+    "after_adoption": "results or statistics after the plan was adopted",
+    "other_place": "other places or specific sites the plan does not cover",
+    "other_document": "that document",
     "article_missing": "that article",
     "weak_evidence": "this topic",
 }
@@ -59,23 +94,29 @@ class Verdict:
     answerable: bool
     reason: str | None = None  # one of the _EXPLAIN keys when not answerable
     closest: Hit | None = None  # what the plan does say that comes closest
+    lookup: bool = False  # "which article…": retrieval itself is the answer
+
+
+_LOOKUP = re.compile(r"哪一?条|第几条|出自|哪个条款|which\s+article|what\s+article", re.IGNORECASE)
 
 
 class AnswerabilityJudge:
-    """Decide from retrieval evidence and the question whether the plan answers it.
+    """Decide from the question, the plan and the retrieval evidence whether the plan answers.
 
     ``min_dense`` / ``min_bm25``: below both, the best hit is too weak to be an
-    answer (calibrated on the dev set, see eval/README.md). ``closest_dense``: a
-    closest-match citation is only offered when it is at least this similar.
+    answer. ``closest_dense``: a closest-match quote is offered only when at least
+    this similar. ``evidence_sentences``: how many best-matching sentences of the
+    top units must hold the answer type.
     """
 
     def __init__(
         self,
+        documents: Sequence[Document] = (),
         *,
-        max_article: int = 43,
         min_dense: float = 0.80,
         min_bm25: float = 4.0,
         closest_dense: float = 0.78,
+        evidence_sentences: int = 4,
     ) -> None:
         if not 0.0 <= min_dense <= 1.0:
             raise ValueError(f"min_dense must be in [0, 1], got {min_dense}")
@@ -83,17 +124,50 @@ class AnswerabilityJudge:
             raise ValueError(f"closest_dense must be in [0, 1], got {closest_dense}")
         if min_bm25 < 0:
             raise ValueError(f"min_bm25 must be >= 0, got {min_bm25}")
-        self.max_article = max_article
+        if evidence_sentences < 1:
+            raise ValueError(f"evidence_sentences must be >= 1, got {evidence_sentences}")
+        self.documents = list(documents)
         self.min_dense = min_dense
         self.min_bm25 = min_bm25
         self.closest_dense = closest_dense
-        self._specifics = [(key, re.compile(p, re.IGNORECASE)) for key, p in _SPECIFICS]
+        self.evidence_sentences = evidence_sentences
+        self._types = {k: (re.compile(q, re.IGNORECASE), re.compile(e)) for k, (q, e) in _ANSWER_TYPES.items()}
 
-    def asks_for(self, question: str) -> str | None:
-        """The kind of specific the question wants that the plan never holds, if any."""
-        for key, pattern in self._specifics:
-            if pattern.search(question):
+    @cached_property
+    def plan_text(self) -> str:
+        return "\n".join(d.source for d in self.documents)
+
+    @cached_property
+    def article_count(self) -> int:
+        return max((len(d.articles) for d in self.documents), default=0)
+
+    @cached_property
+    def adopted_year(self) -> int:
+        years = [int(d.meta.adopted[:4]) for d in self.documents if d.meta.adopted[:4].isdigit()]
+        return max(years, default=0)
+
+    # ------------------------------------------------------------ signals
+
+    def answer_type(self, question: str) -> str | None:
+        for key, (asks, _) in self._types.items():
+            if asks.search(question):
                 return key
+        return None
+
+    def unknown_to_plan(self, question: str) -> str | None:
+        """Something the question names that the plan never mentions: a place, a titled document, a year."""
+        if not self.documents:
+            return None
+        for title in _TITLED.findall(question):
+            if title not in self.plan_text:
+                return "other_document"
+        for year in re.findall(r"((?:19|20)\d\d)\s*年", question):
+            if f"{year}年" not in self.plan_text:
+                return "after_adoption" if int(year) > self.adopted_year else "weak_evidence"
+        if re.search(_NOW, question):
+            return "after_adoption"
+        if any(place not in self.plan_text for place in _place_names(question)):
+            return "other_place"
         return None
 
     def _strong(self, hit: Hit) -> bool:
@@ -105,41 +179,40 @@ class AnswerabilityJudge:
         if not hits:
             return None
         top = hits[0]
-        if self._strong(top) or (top.dense_score or 0.0) >= self.closest_dense:
-            return top
-        return None
+        return top if self._strong(top) or (top.dense_score or 0.0) >= self.closest_dense else None
 
-    def weak_for_model(self, hits: list[Hit]) -> Verdict | None:
-        """When the model says the plan does not answer, it is believed only if the
-        dense evidence is weak; with strong evidence quoting beats refusing (None)."""
-        top = hits[0] if hits else None
-        if top is None or (top.dense_score or 0.0) < self.min_dense + 0.04:
-            return Verdict(False, "weak_evidence", top)
-        return None
+    # ------------------------------------------------------------ decisions
 
-    def run(self, question: str, hits: list[Hit]) -> Verdict:
-        wanted = [n for n in referenced_articles(question) if n > self.max_article or n < 1]
-        if wanted:
+    def run(self, question: str, hits: list[Hit], evidence: Sequence[Sentence] = ()) -> Verdict:
+        """``evidence``: the best-matching sentences of the top units, best first."""
+        question = to_simplified(question)
+        if any(n > self.article_count or n < 1 for n in referenced_articles(question)) and self.documents:
             return Verdict(False, "article_missing", None)
-        specific = self.asks_for(question)
-        if specific is not None:
-            supported = self._specific_in_evidence(specific, question, hits)
-            if not supported:
-                return Verdict(False, specific, self._closest(hits))
+        lookup = bool(_LOOKUP.search(question))
+        unknown = self.unknown_to_plan(question)
+        if unknown is not None:
+            return Verdict(False, unknown, self._closest(hits))
+        wanted = self.answer_type(question)
+        if wanted is not None and not lookup:
+            shown = " ".join(s.text for s in list(evidence)[: self.evidence_sentences])
+            if not self._types[wanted][1].search(shown):
+                return Verdict(False, wanted, self._closest(hits))
         if not hits or not self._strong(hits[0]):
             return Verdict(False, "weak_evidence", self._closest(hits))
-        return Verdict(True)
+        return Verdict(True, lookup=lookup)
 
-    @staticmethod
-    def _specific_in_evidence(specific: str, question: str, hits: list[Hit]) -> bool:
-        """Rarely a 'specific' is in the plan (e.g. a 2025 target): accept when the top
-        unit's text holds the same kind of specific."""
-        if not hits:
-            return False
-        text = hits[0].unit.text
-        if specific == "amount":
-            return bool(re.search(r"(补贴|补助|津贴|奖励)[^。]{0,20}\d+(\.\d+)?\s*(万|亿)?元", text))
-        if specific == "after_adoption":
-            years = re.findall(r"(20\d\d)年", question)
-            return bool(years) and all(f"{y}年" in text for y in years)
-        return False
+    def believes_model(self, verdict: Verdict, hits: list[Hit]) -> Verdict | None:
+        """The model wrote "规划未提及": believed, except for a lookup, whose answer is the retrieved article."""
+        if verdict.lookup:
+            return None
+        return Verdict(False, "weak_evidence", self._closest(hits))
+
+
+def _place_names(question: str) -> list[str]:
+    """Place names in the question (jieba's part-of-speech tag ``ns``), simplified."""
+    import jieba.posseg as pseg
+
+    from assistant.text.segment import quiet_jieba
+
+    quiet_jieba()
+    return [w for w, flag in pseg.cut(question) if flag == "ns" and (len(w) >= 3 or w.endswith(_PLACE_END))]

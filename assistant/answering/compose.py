@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from assistant.answering.citations import CitationAttacher, CitationVerifier, cited
-from assistant.answering.evidence import SentenceScorer
+from assistant.answering.evidence import MentionFinder, SentenceScorer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.prompt import NOT_IN_PLAN_MARK, prompt_hits
 from assistant.models import Answer, AnswerSentence, Citation, Document, Hit, Query, Sentence, Unit
@@ -46,9 +46,32 @@ def clean_generated(raw: str) -> str:
     return joiner.join(kept)
 
 
-def harmless(sentence: str) -> bool:
-    """Framing text that asserts nothing checkable may stay uncited."""
-    return len(sentence) <= 16 and not re.search(r"\d|第.{1,3}条|article", sentence, re.IGNORECASE)
+# Checkable specifics: numbers (amounts, dates, phone numbers), web and mail addresses, Latin words.
+_SPECIFIC = re.compile(r"\d[\d\-,.:%]*|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[\w.+-]+@[\w-]+|[A-Za-z]{2,}")
+
+
+def specifics(text: str) -> set[str]:
+    return {m.group(0).strip(".,:-").lower() for m in _SPECIFIC.finditer(to_simplified(text))} - {""}
+
+
+def harmless(sentence: str, english: bool = False) -> bool:
+    """Framing text that asserts nothing checkable may stay uncited: short, no article
+    reference, and no number, address or (in a Chinese answer) Latin word."""
+    if len(sentence) > 16 or re.search(r"第.{1,3}条|article", sentence, re.IGNORECASE):
+        return False
+    found = specifics(sentence)
+    return not (found if not english else {f for f in found if not f.isalpha()})
+
+
+def grounded(sentence: AnswerSentence) -> AnswerSentence:
+    """A cited sentence keeps its citation only if every specific it states (a number,
+    an address, a name in Latin letters) is in the cited unit: nothing shown may come
+    from the question or the model alone."""
+    if sentence.citation is None:
+        return sentence
+    source = specifics(sentence.citation.unit.text)
+    missing = {s for s in specifics(sentence.text) if s not in source and not s.isalpha()}
+    return AnswerSentence(sentence.text, None) if missing else sentence
 
 
 def says_not_in_plan(text: str) -> bool:
@@ -97,9 +120,14 @@ class AnswerComposer:
         self.scorer = scorer
         self.attacher = attacher or CitationAttacher()
         self.extractive_answerer = extractive or ExtractiveAnswerer(scorer=scorer)
+        self.mentions = MentionFinder([u for d in documents for u in d.units])
 
-    def from_draft(self, draft: str, query: Query, hits: list[Hit], backend: str) -> Answer | None:
-        """The draft's verified sentences, or None when nothing in it can be verified."""
+    def from_draft(
+        self, draft: str, query: Query, hits: list[Hit], backend: str, *, lead_with_top: bool = False
+    ) -> Answer | None:
+        """The draft's verified sentences, or None when nothing in it can be verified.
+        ``lead_with_top``: a lookup ("出自哪一条？") is answered by retrieval, so the best-matching
+        unit leads even when the model wrote about another."""
         text = clean_generated(draft)
         if not text:
             return None
@@ -107,12 +135,14 @@ class AnswerComposer:
         sentences = self.attacher.run(simplified, prompt_hits(hits), question=query.standalone)
         if query.language == "en":
             sentences = self._english_support(sentences, hits)
-        sentences = self.verifier.sentences(sentences)
-        kept = [s for s in sentences if s.citation is not None or harmless(s.text)][: MAX_SENTENCES[query.mode]]
+        sentences = [grounded(s) for s in self.verifier.sentences(sentences)]
+        english = query.language == "en"
+        kept = [s for s in sentences if s.citation is not None or harmless(s.text, english)][: MAX_SENTENCES[query.mode]]
         if not cited(kept):
             return None
-        kept = self._ensure_top_unit(query, hits, kept)
-        return self._answer(query, kept, backend)
+        if lead_with_top:
+            kept = self._ensure_top_unit(query, hits, kept)
+        return self._answer(query, [*kept, *self._other_mentions(query, kept)], backend)
 
     def extractive(self, query: Query, hits: list[Hit]) -> Answer:
         """Verified quotes of the best sentences, grouped by unit."""
@@ -125,10 +155,22 @@ class AnswerComposer:
             line = quote_line(group[0].unit, "".join(s.text for s in group), query.language == "en")
             sentences.append(AnswerSentence(line, Citation.of(group[0])))
         sentences = [s for s in self.verifier.sentences(sentences) if s.citation is not None]
+        sentences += self._other_mentions(query, sentences)
         answer = self._answer(query, sentences, "extractive", joiner="\n")
         # Every quoted sentence is a citation of its own (hotline staff see each one).
-        answer.citations = self.verifier.run([Citation.of(s) for s in extract.sentences])
+        answer.citations = self.verifier.run([*(Citation.of(s) for s in extract.sentences), *answer.citations])
+        answer.citations = list(dict.fromkeys(answer.citations))
         return answer
+
+    def _other_mentions(self, query: Query, sentences: list[AnswerSentence]) -> list[AnswerSentence]:
+        """A question about where the plan mentions something cites every place it does."""
+        cited_units = {s.citation.unit.unit_id for s in sentences if s.citation is not None}
+        extra = [
+            AnswerSentence(quote_line(m.unit, m.text, query.language == "en"), Citation.of(m))
+            for m in self.mentions.run(query.standalone)
+            if m.unit.unit_id not in cited_units
+        ]
+        return [s for s in self.verifier.sentences(extra) if s.citation is not None]
 
     def closest(self, query: Query, hit: Hit) -> Sentence | None:
         """The sentence of ``hit`` that comes closest to the question (for a 'not in the plan' answer)."""

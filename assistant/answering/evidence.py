@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import threading
 import zipfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import numpy as np
 from assistant.files import replace_atomically
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
-from assistant.text import bm25_tokens
+from assistant.text import bm25_tokens, to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -164,3 +165,54 @@ def _save_cache(cache_file: Path, key: str, matrix: np.ndarray) -> None:
             cache_file,
             exc.strerror or exc,
         )
+
+
+# A question that asks where, or in how many places, the plan says something.
+_PLURAL = re.compile(
+    r"分别|两处|几处|哪几处|几次|哪两条|哪几条|各自|前后|都提到|哪些地方|多处|过去.{0,16}(今后|接下来|以后|下一步)"
+    r"|成绩.{0,16}(今后|接下来|以后|下一步)|both|each|where\s+else",
+    re.IGNORECASE,
+)
+
+
+class MentionFinder:
+    """For a question that asks where the plan mentions something ("…分别怎么说？",
+    "…在哪几处提到？"), every unit whose text contains the question's longest phrase
+    that the plan uses verbatim, with the sentence that holds it. Exact mentions in the
+    plan itself, so nothing is guessed; between two and ``max_units`` units, else none."""
+
+    def __init__(self, units: list[Unit], *, min_chars: int = 3, max_units: int = 4) -> None:
+        if min_chars < 2:
+            raise ValueError(f"min_chars must be >= 2, got {min_chars}")
+        self.units = units
+        self.min_chars = min_chars
+        self.max_units = max_units
+        self.text = "\n".join(u.text for u in units)
+
+    def phrases(self, question: str) -> list[str]:
+        """Maximal substrings of the question that the plan contains, in question order
+        (a question names its topic first: "垃圾分类在规划里出现在哪两条？")."""
+        found: list[str] = []
+        for q in re.split(r"[^\w]+", to_simplified(question)):
+            i = 0
+            while i < len(q):
+                j = i + self.min_chars
+                best = ""
+                while j <= len(q) and q[i:j] in self.text:
+                    best = q[i:j]
+                    j += 1
+                if best:
+                    found.append(best)
+                    i += len(best)
+                else:
+                    i += 1
+        return found
+
+    def run(self, question: str) -> list[Sentence]:
+        if not _PLURAL.search(question):
+            return []
+        for phrase in self.phrases(question):
+            units = [u for u in self.units if phrase in u.text]
+            if 2 <= len(units) <= self.max_units:
+                return [next(s for s in u.sentences if phrase in s.text) for u in units if any(phrase in s.text for s in u.sentences)]
+        return []

@@ -10,13 +10,14 @@ only render what this yields.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Generator_
 from dataclasses import dataclass, field
 from typing import Literal
 
-from assistant.answering.answerability import AnswerabilityJudge
+from assistant.answering.answerability import AnswerabilityJudge, Verdict
 from assistant.answering.citations import CitationAttacher
 from assistant.answering.compose import AnswerComposer, says_not_in_plan
 from assistant.answering.guard import QuestionGuard
@@ -32,6 +33,7 @@ from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.retriever import Retriever
 from assistant.text import detect_language, to_simplified, to_traditional, validate_question
 
+log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 6
 History = Sequence[ChatTurn | dict[str, str]] | None  # untrusted: parsed leniently, checked before use
 
@@ -73,8 +75,8 @@ class Assistant:
 
     @property
     def judge(self) -> AnswerabilityJudge:
-        if self._judge is None:  # the plan's own article count bounds "第N条" references
-            self._judge = AnswerabilityJudge(max_article=max(len(d.articles) for d in self.documents))
+        if self._judge is None:  # the plan itself says what it mentions and how many articles it has
+            self._judge = AnswerabilityJudge(self.documents)
         return self._judge
 
     def warm_up(self) -> None:
@@ -119,18 +121,25 @@ class Assistant:
         simplified = to_simplified(question)
         refusals = Refusals(self.documents, self.composer)
 
-        intent = self.guard.run(simplified)
+        generator = self.resources.generator
+        intent = self.guard.run(simplified, generator)
         if intent.kind != "policy":
             answer = refusals.declined(Query(question, question, language, mode), intent.kind)
             yield self._final(answer, [], timings, mark)
             return
 
         yield StreamEvent("status", text="正在检索规划原文…")
-        generator = self.resources.generator
+        turns = self.guard.trusted(turns)
         standalone = FollowUpRewriter(generator).run(simplified, turns)
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
             standalone = QueryTranslator(generator).run(standalone)
+        if standalone != simplified:  # what the rewrite carried in from the conversation is checked too
+            intent = self.guard.run(standalone, generator if not english else None)
+            if intent.kind != "policy":
+                refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
+                yield self._final(refusal, [], timings, mark)
+                return
         query = Query(question, standalone, language, mode, english)
         mark("rewrite_ms")
         context = turns if standalone == simplified else []
@@ -139,12 +148,13 @@ class Assistant:
         yield StreamEvent("excerpts", hits=hits)
         mark("excerpts_ms")
 
-        verdict = self.judge.run(f"{standalone} {english}".strip(), hits)
+        evidence = [s.sentence for s in self.resources.scorer.run(standalone, hits[:2])]
+        verdict = self.judge.run(f"{standalone} {english}".strip(), hits, evidence)
         if not verdict.answerable:
             yield self._final(refusals.not_in_plan(query, verdict, hits), hits, timings, mark)
             return
 
-        answer = yield from self._answer(generator, query, hits, refusals, mark, timings)
+        answer = yield from self._answer(generator, query, hits, verdict, refusals, mark, timings)
         yield self._final(answer, hits, timings, mark)
 
     def _answer(
@@ -152,6 +162,7 @@ class Assistant:
         generator: Generator | None,
         query: Query,
         hits: list[Hit],
+        verdict: Verdict,
         refusals: Refusals,
         mark: Callable[[str], None],
         timings: dict[str, float],
@@ -169,11 +180,13 @@ class Assistant:
                     draft_parts.append(piece)
                     yield StreamEvent("token", text=to_traditional(piece) if query.language == "zh-Hant" else piece)
                 mark("generation_ms")
-                answer = self._from_draft("".join(draft_parts), query, hits, refusals, generator.name, warnings)
+                answer = self._from_draft("".join(draft_parts), query, hits, verdict, refusals, generator.name, warnings)
             except GenerationError as exc:
-                warnings.append(f"语言模型出错，已改用摘录式回答（{exc}）")
+                log.warning("generation failed, answering with quotes: %s", exc)
+                warnings.append("语言模型暂时出错，已改用规划原文摘录回答。")
         elif self.settings.backend != "extractive":
-            warnings.append(f"语言模型不可用，已改用摘录式回答（{self.resources.generator_error}）")
+            log.warning("no language model (%s), answering with quotes", self.resources.generator_error)
+            warnings.append("语言模型暂不可用，已改用规划原文摘录回答。")
         if answer is None:
             answer = self.composer.extractive(query, hits)
             if "first_token_ms" not in timings:
@@ -183,19 +196,26 @@ class Assistant:
         return answer
 
     def _from_draft(
-        self, draft: str, query: Query, hits: list[Hit], refusals: Refusals, backend: str, warnings: list[str]
+        self,
+        draft: str,
+        query: Query,
+        hits: list[Hit],
+        verdict: Verdict,
+        refusals: Refusals,
+        backend: str,
+        warnings: list[str],
     ) -> Answer:
         if says_not_in_plan(draft.strip()):
-            # The model's judgement that the excerpts do not answer: abstain unless the
-            # retrieval evidence is strong, in which case quoting beats refusing.
-            weak = self.judge.weak_for_model(hits)
+            # The model read the text and found no answer: that is evidence of silence
+            # (a lookup is still answered by retrieval).
+            weak = self.judge.believes_model(verdict, hits)
             if weak is not None:
                 refusal = refusals.not_in_plan(query, weak, hits)
                 refusal.draft = draft
                 return refusal
-        answer = self.composer.from_draft(draft, query, hits, backend)
+        answer = self.composer.from_draft(draft, query, hits, backend, lead_with_top=verdict.lookup)
         if answer is None:
-            warnings.append("模型回答无法与原文核对，已改用原文摘录回答")
+            warnings.append("模型的回答无法与规划原文逐句核对，已改用原文摘录回答。")
             answer = self.composer.extractive(query, hits)
         answer.draft = draft
         return answer

@@ -17,6 +17,7 @@ from pathlib import Path
 from assistant.errors import CorpusError
 from assistant.ingest.parser import PARSER_VERSION, PlanParser
 from assistant.models import Document, DocumentMeta
+from assistant.text import quoted_terms, register_terms
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # a plan is ~70 KB; anything this big is the wrong file
 SIDECAR_KEYS = ("doc_id", "title", "issuer", "adopted", "published", "source")
@@ -105,6 +106,7 @@ def load_corpus(corpus_dir: Path, parser: PlanParser | None = None) -> list[Docu
             raise CorpusError(f"corpus files {seen[doc.doc_id]} and {path.name} share doc_id {doc.doc_id!r}")
         seen[doc.doc_id] = path.name
         docs.append(doc)
+        register_terms(quoted_terms(doc.source))  # the plan's coined terms stay whole in search
     return docs
 
 

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from assistant.errors import ConfigError, IndexStoreError
+from assistant.errors import ConfigError, IndexStoreError, InvalidInputError
 from assistant.models import ChatTurn, Chunk, Document, Hit, Unit
 from assistant.retrieval.store import HybridIndex, ensure_index
-from assistant.text import search_terms, to_simplified, validate_question
+from assistant.text import search_terms, to_simplified
 from assistant.text.dialogue import needs_context
 
 if TYPE_CHECKING:
@@ -194,8 +194,14 @@ class Retriever:
         *,
         k: int | None = None,
     ) -> list[Hit]:
-        """The top ``k`` (default ``top_k``) units for the question, best first."""
-        question = validate_question(question, self.max_chars)
+        """The top ``k`` (default ``top_k``) units for the question, best first.
+
+        The question was validated once, at the edge; a standalone question rewritten from a
+        long conversation may be longer than a user may type, so it is searched by its first
+        ``max_chars`` characters rather than rejected."""
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidInputError("the search query is empty")
+        question = question.strip()[: self.max_chars]
         k = self.top_k if k is None else k
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")

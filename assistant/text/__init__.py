@@ -5,10 +5,11 @@ from assistant.text.numerals import chinese_number, chinese_to_int, referenced_a
 from assistant.text.script import Language, detect_language, is_han, to_simplified, to_traditional
 from assistant.text.segment import (
     CHAR_PREFIX,
-    DOMAIN_TERMS,
     SENTENCE_END,
     STOPWORDS,
     bm25_tokens,
+    quoted_terms,
+    register_terms,
     search_terms,
     split_answer,
     split_sentences,
@@ -17,11 +18,12 @@ from assistant.text.segment import (
 
 __all__ = [
     "CHAR_PREFIX",
-    "DOMAIN_TERMS",
     "SENTENCE_END",
     "STOPWORDS",
     "Language",
     "bm25_tokens",
+    "quoted_terms",
+    "register_terms",
     "chinese_number",
     "chinese_to_int",
     "detect_language",

@@ -16,71 +16,36 @@ from assistant.text.script import is_han, to_simplified
 if TYPE_CHECKING:
     import jieba
 
-# Domain vocabulary of the plan, so jieba keeps these compounds whole (search mode
-# still emits their in-dictionary parts, e.g. 养老机构 → 养老, 机构, 养老机构).
-# General words of municipal planning, not answers to particular questions.
-DOMAIN_TERMS: tuple[str, ...] = (
-    "十四五",
-    "十三五",
-    "瑶海区",
-    "瑶海",
-    "养老机构",
-    "养老服务",
-    "居家养老",
-    "医养结合",
-    "老旧小区",
-    "老旧街巷",
-    "加装电梯",
-    "长期护理保险",
-    "医疗保障",
-    "医保",
-    "医联体",
-    "分级诊疗",
-    "社区医院",
-    "中医药",
-    "学前教育",
-    "普惠性",
-    "幼儿园",
-    "义务教育",
-    "高中",
-    "特殊教育",
-    "高校毕业生",
-    "零就业家庭",
-    "垃圾分类",
-    "生活垃圾",
-    "停车场",
-    "便民停车场",
-    "棚户区",
-    "城市更新",
-    "公共文化",
-    "全民健身",
-    "应急避难场所",
-    "扫黑除恶",
-    "网格化管理",
-    "营商环境",
-    "数字经济",
-    "物联网",
-    "中国网谷",
-    "长三角",
-    "一体化",
-    "科创走廊",
-    "东部新中心",
-    "老工业区",
-    "建筑业",
-    "绿色建筑",
-    "大气污染",
-    "土壤污染",
-    "重金属",
-    "河长制",
-    "海绵城市",
-    "基础设施",
-    "不动产投资信托基金",
-    "公共卫生",
-    "疫情防控",
-    "食品药品",
-    "安全生产",
-    "社会治理",
-)
+_JIEBA_LOCK = threading.Lock()
+
+# The plan's own coined terms (“1335”, “一带三区”, “中国网谷”…) are registered from the
+# corpus when it is loaded (``register_terms``), so jieba keeps them whole; nothing about
+# a particular plan is written here.
+_QUOTED = re.compile(r"[“\"]([\u4e00-\u9fffA-Za-z0-9+]{2,10})[”\"]")
+_TERMS: set[str] = set()
+
+
+def quoted_terms(text: str) -> set[str]:
+    """Terms a document coins by putting them in quotes."""
+    return set(_QUOTED.findall(text))
+
+
+def register_terms(terms: set[str]) -> None:
+    """Keep these compounds whole when segmenting (search mode still emits their parts)."""
+    new = set(terms) - _TERMS
+    if not new:
+        return
+    with _JIEBA_LOCK:
+        _TERMS.update(new)
+    if _tokenizer.cache_info().currsize:
+        _add_terms(_tokenizer(), new)
+
+
+def _add_terms(tok: jieba.Tokenizer, terms: set[str]) -> None:
+    for term in sorted(terms):
+        # a high frequency keeps the compound whole in the base cut
+        tok.add_word(term, freq=max(tok.suggest_freq(term), 2000))
+
 
 # Function words and question scaffolding: they carry no topic, and in a short
 # question they would otherwise outweigh the one content word that matters.
@@ -94,23 +59,26 @@ _STOPWORDS_TEXT = """
 """
 STOPWORDS: frozenset[str] = frozenset(_STOPWORDS_TEXT.split())
 
-_JIEBA_LOCK = threading.Lock()
 _PUNCT_RE = re.compile(r"^[\W_]+$", re.UNICODE)
 
 
 @lru_cache(maxsize=1)
+def quiet_jieba() -> None:
+    """jieba logs "Building prefix dict..." at DEBUG; keep it out of the user's console."""
+    jieba_mod = require("jieba", "pip install jieba==0.42.1")
+    jieba_mod.setLogLevel(logging.WARNING)  # type: ignore[attr-defined]
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+
+
+@lru_cache(maxsize=1)
 def _tokenizer() -> jieba.Tokenizer:
-    """One jieba tokenizer per process, with the domain terms, loaded quietly."""
+    """One jieba tokenizer per process, with the registered terms, loaded quietly."""
     with _JIEBA_LOCK:
+        quiet_jieba()
         jieba_mod = require("jieba", "pip install jieba==0.42.1")
-        # jieba logs "Building prefix dict..." at DEBUG; keep it out of the user's console.
-        jieba_mod.setLogLevel(logging.WARNING)  # type: ignore[attr-defined]
-        logging.getLogger("jieba").setLevel(logging.WARNING)
         tok = jieba_mod.Tokenizer()  # type: ignore[attr-defined]
         tok.initialize()
-        for term in DOMAIN_TERMS:
-            # a high frequency keeps the compound whole in the base cut
-            tok.add_word(term, freq=max(tok.suggest_freq(term), 2000))
+        _add_terms(tok, _TERMS)
         return tok
 
 

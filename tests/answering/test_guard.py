@@ -3,8 +3,11 @@ import pytest
 from assistant.answering.answerability import AnswerabilityJudge
 from assistant.answering.guard import QuestionGuard
 from assistant.errors import InvalidInputError
+from assistant.ingest.corpus import load_corpus
 from assistant.models import Hit, Unit
 from assistant.text import chinese_to_int, referenced_articles, validate_question
+
+from conftest import CORPUS_DIR
 
 
 def _hit(dense: float | None, bm25: float | None, text: str = "加强养老机构安全监管。") -> Hit:
@@ -73,40 +76,60 @@ class TestQuestionGuard:
 
 
 class TestAnswerability:
-    def test_article_that_does_not_exist(self) -> None:
-        v = AnswerabilityJudge().run("第四十四条讲了什么？", [_hit(0.9, 10)])
+    """The judge decides from the plan and the evidence; the plan here is the real corpus."""
+
+    @pytest.fixture(scope="class")
+    def judge(self) -> AnswerabilityJudge:
+        return AnswerabilityJudge(load_corpus(CORPUS_DIR))
+
+    def test_article_count_comes_from_the_plan(self, judge: AnswerabilityJudge) -> None:
+        assert judge.article_count == 43
+        v = judge.run("第四十四条讲了什么？", [_hit(0.9, 10)])
         assert not v.answerable and v.reason == "article_missing"
+        assert judge.run("第四十三条讲了什么？", [_hit(0.9, 10)]).answerable
 
-    def test_amount_question_is_not_answerable_but_points_to_closest(self) -> None:
-        v = AnswerabilityJudge().run("老楼加装电梯，政府每户能补贴多少钱？", [_hit(0.86, 9)])
-        assert not v.answerable and v.reason == "amount"
-        assert v.closest is not None
-
-    def test_amount_in_evidence_is_answerable(self) -> None:
-        hit = _hit(0.86, 9, "对加装电梯给予每台补贴20万元。")
-        assert AnswerabilityJudge().run("加装电梯每台补贴多少钱？", [hit]).answerable
+    def test_amount_must_be_in_the_evidence(self, judge: AnswerabilityJudge) -> None:
+        q = "加装电梯每台补贴多少钱？"
+        hit = _hit(0.86, 9)
+        v = judge.run(q, [hit], hit.unit.sentences)
+        assert not v.answerable and v.reason == "amount" and v.closest is not None
+        paid = _hit(0.86, 9, "对加装电梯给予每台补贴20万元。")
+        assert judge.run(q, [paid], paid.unit.sentences).answerable
 
     @pytest.mark.parametrize(
         ("q", "reason"),
         [
-            ("我想申请公租房，要准备哪些材料、到哪个窗口去办？", "procedure"),
-            ("2023年瑶海区地区生产总值实际完成了多少？", "after_adoption"),
-            ("包河区“十四五”期间的老旧小区改造计划是怎样的？", "other_region"),
+            ("社区医院的挂号窗口在哪里办理？需要准备哪些材料？", "procedure"),
+            ("2024年全区新增了多少就业岗位？", "after_adoption"),
+            ("南京市玄武区的老旧小区改造计划是怎样的？", "other_place"),
+            ("《物业管理条例》对停车位怎么规定？", "other_document"),
+            ("负责养老工作的副区长是谁？", "person"),
+            ("我家孩子能不能申请这个入学补贴？", "personal"),
         ],
     )
-    def test_specifics_the_plan_never_holds(self, q: str, reason: str) -> None:
-        v = AnswerabilityJudge().run(q, [_hit(0.9, 12)])
+    def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
+        hit = _hit(0.9, 12)
+        v = judge.run(q, [hit], hit.unit.sentences)
         assert (v.answerable, v.reason) == (False, reason)
 
-    def test_weak_evidence_is_not_answerable(self) -> None:
-        v = AnswerabilityJudge().run("火星移民计划", [_hit(0.70, 0.5)])
+    def test_places_and_years_the_plan_mentions_are_fine(self, judge: AnswerabilityJudge) -> None:
+        hit = _hit(0.9, 12)
+        assert judge.run("到2035年瑶海区养老服务要达到什么水平？", [hit], hit.unit.sentences).answerable
+
+    def test_weak_evidence_is_not_answerable(self, judge: AnswerabilityJudge) -> None:
+        v = judge.run("火星移民计划", [_hit(0.70, 0.5)])
         assert not v.answerable and v.reason == "weak_evidence" and v.closest is None
 
-    def test_strong_evidence_is_answerable(self) -> None:
-        assert AnswerabilityJudge().run("养老机构安全", [_hit(0.88, 12)]).answerable
+    def test_everyday_how_question_is_not_a_procedure(self, judge: AnswerabilityJudge) -> None:
+        assert judge.answer_type("孩子上学难怎么办") is None
+        assert judge.answer_type("以后回老家了交的钱怎么办？") is None
 
-    def test_everyday_how_question_is_not_a_procedure(self) -> None:
-        assert AnswerabilityJudge().asks_for("孩子上学难怎么办") is None
+    def test_a_lookup_is_answered_by_retrieval(self, judge: AnswerabilityJudge) -> None:
+        v = judge.run("“智慧化综合为老服务中心”出自哪一条？", [_hit(0.9, 12)])
+        assert v.answerable and v.lookup
+        assert judge.believes_model(v, [_hit(0.9, 12)]) is None
+        plain = judge.run("养老机构安全有什么要求？", [_hit(0.9, 12)])
+        assert judge.believes_model(plain, [_hit(0.9, 12)]) is not None
 
     def test_bad_thresholds_are_named(self) -> None:
         with pytest.raises(ValueError, match="min_dense"):

@@ -63,8 +63,8 @@ def small_llm(index_dir: Path) -> Assistant:
     settings = load_settings(None, env={}, index_dir=index_dir, backend="llama", llm_model="qwen2.5-0.5b")
     assistant = Assistant(settings)
     assistant.warm_up()
-    if assistant.generator is None:
-        pytest.fail(f"the 0.5B model did not load: {assistant._generator_error}")
+    if assistant.resources.generator is None:
+        pytest.fail(f"the 0.5B model did not load: {assistant.resources.generator_error}")
     return assistant
 
 

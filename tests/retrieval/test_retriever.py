@@ -89,16 +89,16 @@ def test_english_question_without_bm25_matches_still_returns_dense_hits(retrieve
     assert hits and all(h.bm25_score is None for h in hits) and hits[0].dense_score is not None
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "\n\t", "\x00\x01\x02binary\x00"])
-def test_bad_questions(retriever: Retriever, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["", "   ", "\n\t"])
+def test_empty_queries_are_refused(retriever: Retriever, bad: str) -> None:
     with pytest.raises(InvalidInputError):
         retriever.run(bad)
 
 
-def test_too_long_question(index: HybridIndex, documents: list[Document]) -> None:
+def test_a_long_rewritten_question_is_searched_not_rejected(index: HybridIndex, documents: list[Document]) -> None:
+    # Validation happens once, at the edge: a follow-up rewritten from a long question may exceed the limit.
     r = Retriever(index, FakeEmbedder(), documents, max_chars=50)
-    with pytest.raises(InvalidInputError, match="50"):
-        r.run("养老" * 40)
+    assert r.run("养老" * 40)
 
 
 @pytest.mark.parametrize(

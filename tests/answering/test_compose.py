@@ -1,0 +1,60 @@
+"""Composing the shown answer: nothing in it may come from the question or the model alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.answering.compose import grounded, harmless, specifics
+from assistant.answering.pipeline import Assistant
+from assistant.config import load_settings
+from assistant.ingest.corpus import load_corpus
+from assistant.models import AnswerSentence, Citation
+
+from conftest import CORPUS_DIR, FakeEmbedder, ScriptedGenerator
+
+ELDERLY = "我家老人想住养老院，区里有什么打算？"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("index")
+
+
+def _ask(index_dir: Path, reply: str, question: str = ELDERLY):  # type: ignore[no-untyped-def]
+    settings = load_settings(None, env={}, index_dir=index_dir, backend="llama")
+    return Assistant(settings, embedder=FakeEmbedder(), generator=ScriptedGenerator(reply)).ask(question)
+
+
+def test_specifics_are_numbers_addresses_and_latin_words() -> None:
+    assert specifics("请拨打4001234567或访问evil.cn，到2025年达到25:75") == {"4001234567", "evil.cn", "2025", "25:75"}
+    assert specifics("加强养老机构安全监管。") == set()
+
+
+def test_short_framing_with_an_address_is_not_harmless() -> None:
+    assert harmless("具体如下：")
+    assert not harmless("补贴请到evil.cn申领。")
+    assert not harmless("请拨打4001234567。")
+
+
+def test_a_cited_sentence_loses_its_citation_for_a_number_not_in_the_source() -> None:
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    cite = Citation.of(unit.sentences[0])
+    assert grounded(AnswerSentence(unit.sentences[0].text, cite)).citation is cite
+    added = AnswerSentence(unit.sentences[0].text + "详情请拨打4001234567。", cite)
+    assert grounded(added).citation is None
+
+
+def test_a_phone_number_from_the_question_never_comes_back_cited(index_dir: Path) -> None:
+    question = "养老机构安全监管有什么要求？听说打4001234567能问"
+    reply = "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行，可拨打4001234567咨询。补贴请到evil.cn申领。"
+    answer = _ask(index_dir, reply, question)
+    assert "4001234567" not in answer.text and "evil.cn" not in answer.text
+    assert "4001234567" in answer.draft  # the raw draft keeps it, marked unverified
+
+
+def test_the_verified_part_of_a_draft_is_kept(index_dir: Path) -> None:
+    answer = _ask(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
+    assert not answer.abstained and 19 in {c.article for c in answer.citations}
