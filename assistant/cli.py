@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ from assistant.config import BACKENDS, EMBEDDERS, RETRIEVAL_MODES, Settings, loa
 from assistant.errors import AssistantError, InvalidInputError
 from assistant.evaluation.questions import read_questions
 from assistant.models import Question
+from assistant.text import validate_question
 
 if TYPE_CHECKING:
     from assistant.answering.pipeline import Assistant
@@ -165,7 +167,8 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             with tmp.open("w", encoding="utf-8") as fh:
                 for row in rows:
                     try:
-                        hits = retriever.run(row.question, history=row.history, k=args.k)
+                        question = validate_question(row.question, settings.max_question_chars)  # at the edge
+                        hits = retriever.run(question, history=row.history, k=args.k)
                     except InvalidInputError as exc:
                         print(f"skipped {row.id}: {exc}", file=sys.stderr)
                         continue
@@ -271,7 +274,6 @@ def cmd_batch(args: argparse.Namespace, settings: Settings) -> int:
 def _retrieval_eval(args: argparse.Namespace, settings: Settings) -> tuple[dict[str, Any], str]:
     """Every retrieval mode on the questions' gold articles (eval_retrieval's scorer)."""
     from assistant.evaluation.retrieval import evaluate_retrieval, format_table, misses
-    from assistant.text import validate_question
 
     questions = _read_questions(args.questions)
     usable = []
@@ -312,6 +314,43 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from assistant.evaluation.bench import (
+        DEFAULT_QUESTIONS,
+        answerable,
+        format_table,
+        run_bench,
+        run_concurrency,
+        write_chart,
+    )
+
+    out = _output_path(args.out, "--out") if args.out else None
+    chart = _output_path(args.chart, "--chart") if args.chart else None
+    questions = answerable(_read_questions(args.questions or str(DEFAULT_QUESTIONS)))
+    if args.limit is not None:
+        if args.limit <= 0:
+            raise InvalidInputError("--limit must be a positive number")
+        questions = questions[: args.limit]
+    if not questions:
+        raise InvalidInputError("no answerable question (with gold_articles) to benchmark")
+    if settings.backend != "llama":
+        raise InvalidInputError("bench compares llama.cpp paths: use --backend llama")
+    result = run_bench(settings, questions, fresh_states=args.fresh_states, progress=_progress)
+    if args.concurrency:
+        if not args.url:
+            raise InvalidInputError("--concurrency needs --url http://127.0.0.1:PORT of a running 'policy-qa serve'")
+        load = run_concurrency(args.url, args.concurrency, questions, args.seconds)
+        result["concurrency"] = load["rows"]
+        result["concurrency_table"] = load["table"]
+    print(format_table(result))
+    if out is not None:
+        out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"figures written to {out}", file=sys.stderr)
+    if chart is not None:
+        print(write_chart(result, chart), file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ui.server import serve
 
@@ -337,6 +376,30 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {_one_line(message)} (see '{self.prog} --help')\n")
+
+
+def _add_eval_commands(sub: Any) -> None:
+    """``eval`` and ``bench``: the measuring commands."""
+    s = sub.add_parser("eval", help="score retrieval or answers against gold articles")
+    s.add_argument("--questions", required=True)
+    s.add_argument("--retrieval-only", action="store_true")
+    s.add_argument("--answers", help="score these answers instead of generating them")
+    s.add_argument("--backend", choices=BACKENDS)
+    s.add_argument("--llm-model", dest="llm_model")
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--out", help="write the figures as JSON here")
+
+    s = sub.add_parser("bench", help="time the plain and the prefix-state paths side by side")
+    s.add_argument("--questions", help="JSONL question file (default: eval/dev_questions.jsonl, answerable ones)")
+    s.add_argument("--limit", type=int, help="only the first N answerable questions")
+    s.add_argument("--llm-model", dest="llm_model")
+    s.add_argument("--llm-path", dest="llm_path")
+    s.add_argument("--fresh-states", action="store_true", help="delete this model's saved prefix states first")
+    s.add_argument("--out", help="write the figures as JSON here")
+    s.add_argument("--chart", help="write a PNG chart here (needs matplotlib)")
+    s.add_argument("--concurrency", type=int, nargs="+", help="client counts for the load table, e.g. 1 4 8")
+    s.add_argument("--url", help="a running 'policy-qa serve', e.g. http://127.0.0.1:7860 (for --concurrency)")
+    s.add_argument("--seconds", type=float, default=60.0, help="seconds per concurrency level")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -377,14 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--llm-model", dest="llm_model")
         s.add_argument("--llm-path", dest="llm_path")
 
-    s = sub.add_parser("eval", help="score retrieval or answers against gold articles")
-    s.add_argument("--questions", required=True)
-    s.add_argument("--retrieval-only", action="store_true")
-    s.add_argument("--answers", help="score these answers instead of generating them")
-    s.add_argument("--backend", choices=BACKENDS)
-    s.add_argument("--llm-model", dest="llm_model")
-    s.add_argument("-k", type=int, default=5)
-    s.add_argument("--out", help="write the figures as JSON here")
+    _add_eval_commands(sub)
 
     s = sub.add_parser("serve", help="start the Gradio chat on 127.0.0.1:7860")
     s.add_argument("--host")
@@ -407,6 +463,7 @@ COMMANDS: dict[str, Handler] = {
     "ask": cmd_ask,
     "batch": cmd_batch,
     "eval": cmd_eval,
+    "bench": cmd_bench,
     "serve": cmd_serve,
     "feedback": cmd_feedback,
 }
@@ -423,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "k", 1) is not None and getattr(args, "k", 1) <= 0:
         print("error: -k must be a positive number", file=sys.stderr)
         return 2
+    # Operator details (a failed backend's address, a rebuilt cache) go to stderr as log lines;
+    # answers themselves carry plain sentences only.
+    logging.basicConfig(level=logging.WARNING, format="log: %(message)s", stream=sys.stderr, force=True)
     try:
         overrides = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
         settings = load_settings(args.config, **overrides)

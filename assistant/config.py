@@ -50,6 +50,12 @@ class Settings:
     llm_context: int = 4096
     max_answer_tokens: int = 160  # ~14 s at 11.7 tok/s on 2 cores
     generation_timeout_s: float = 90.0
+    # llama backend: saved llama.cpp states for stable prompt prefixes (system prompt + one plan unit)
+    prefix_cache: bool = True  # false = the plain create_chat_completion path (kept for `policy-qa bench`)
+    prefix_cache_min_tokens: int = 64  # shorter prefixes are not worth a state
+    prefix_cache_memory_mb: int = 256  # states kept in memory (LRU); ~10-20 MB each for the 1.5B model
+    prefix_cache_disk_mb: int = 2048  # states kept under cache_dir/prefix-states/ (oldest evicted)
+    prefix_warmup: bool = True  # build states for every plan unit in the background at start-up (serve)
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str = "local"
     openai_api_key: str = ""
@@ -73,7 +79,16 @@ class Settings:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"setting '{name}' = {value!r} is not one of {', '.join(allowed)}")
-        positive = ("chunk_size", "top_k", "rrf_k", "llm_context", "max_answer_tokens", "max_question_chars", "port")
+        positive = (
+            "chunk_size",
+            "top_k",
+            "rrf_k",
+            "llm_context",
+            "max_answer_tokens",
+            "max_question_chars",
+            "port",
+            "prefix_cache_min_tokens",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting '{name}' must be positive, got {getattr(self, name)!r}")
@@ -85,6 +100,9 @@ class Settings:
             raise ConfigError(f"setting 'port' must be at most 65535, got {self.port}")
         if self.llm_threads < 0:
             raise ConfigError(f"setting 'llm_threads' must be >= 0, got {self.llm_threads}")
+        for name in ("prefix_cache_memory_mb", "prefix_cache_disk_mb"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"setting '{name}' must be >= 0, got {getattr(self, name)}")
         if self.generation_timeout_s <= 0:
             raise ConfigError(f"setting 'generation_timeout_s' must be positive, got {self.generation_timeout_s}")
 
@@ -102,6 +120,15 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
     try:
         if "Path" in kind_name:
             return Path(str(raw)).expanduser()
+        if kind_name == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("not a boolean")
         if kind_name == "int":
             if isinstance(raw, bool):
                 raise ValueError("boolean")

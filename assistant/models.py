@@ -374,3 +374,13 @@ class Answer:
             }
         )
         return out
+
+
+@dataclass
+class StreamEvent:
+    """What the answer flow yields: status lines, the excerpts, draft tokens, then the Answer."""
+
+    kind: Literal["status", "excerpts", "token", "answer"]
+    text: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    answer: Answer | None = None

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -19,6 +19,7 @@ import gradio as gr
 from assistant.config import Settings
 from assistant.errors import AssistantError, InvalidInputError
 from assistant.feedback import FeedbackStore
+from assistant.generation.slots import TicketLock
 from assistant.models import Answer, ChatTurn
 from ui.render import (
     HOTLINE,
@@ -42,7 +43,11 @@ log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 3  # question/answer pairs fed back for follow-ups
 STREAM_MIN_INTERVAL_S = 0.05  # at most ~20 page updates a second while tokens stream
 DECLINED_REASONS = ("injection", "off_topic")  # refusals that must never become context for a follow-up
-MODEL_QUEUE: dict[str, Any] = {"concurrency_id": "model", "concurrency_limit": 1}  # all model work: one slot
+# Model work runs one request at a time, in arrival order, through ``Handlers.slot`` (a ticket lock):
+# Gradio lets up to this many handlers run so that waiting users can be shown their place in line.
+MODEL_WORKERS = 16
+MODEL_QUEUE: dict[str, Any] = {"concurrency_id": "model", "concurrency_limit": MODEL_WORKERS}
+QUEUE_POLL_S = 0.5  # how often a waiting user's place in line is refreshed
 
 EXAMPLES: tuple[str, ...] = (
     "我家老人想找个能看病的养老院，规划里有说法吗？",
@@ -124,15 +129,35 @@ class Handlers:
     settings: Settings
     units: UnitIndex
     store: FeedbackStore
+    slot: TicketLock = field(default_factory=TicketLock)  # one answer at a time, first come first served
 
     def on_submit(self, question: str | None, turns: list[Turn], mode: str) -> Iterator[Outputs]:
-        """Stream one answer. Outputs: chat, turns, question box, hint, copy box."""
+        """Stream one answer (after waiting its turn). Outputs: chat, turns, question box, hint, copy box."""
         question = question if isinstance(question, str) else ""
         turns = list(turns or [])
         if not question.strip():
             yield (gr.skip(), turns, "", render_hint("请先输入您的问题，例如：" + EXAMPLES[0]), gr.skip())
             return
-        pending = Pending(question=question.strip(), mode=mode)
+        ticket = self.slot.take()
+        got = False
+        try:
+            shown = -1
+            while not (got := self.slot.wait(ticket, QUEUE_POLL_S)):
+                ahead = self.slot.ahead(ticket)
+                if ahead != shown:
+                    box: Any = "" if shown < 0 else gr.skip()
+                    shown = ahead
+                    waiting = Pending(question=question.strip(), mode=mode, status=queue_status(ahead))
+                    yield (render_chat(turns, self.units, waiting), turns, box, "", gr.skip())
+            yield from self._answer(question, turns, mode, cleared=shown >= 0)
+        finally:
+            if got:
+                self.slot.release()
+            else:
+                self.slot.cancel(ticket)  # the page was closed while waiting
+
+    def _answer(self, question: str, turns: list[Turn], mode: str, cleared: bool = False) -> Iterator[Outputs]:
+        pending = Pending(question=question.strip(), mode=mode, status=self._first_status())
         events = iter(self.assistant.stream(question, history_of(turns), mode))
         pushed = False
         try:
@@ -144,13 +169,14 @@ class Handlers:
         except Exception as exc:
             turn = _failed_turn(pending, exc)
         else:
-            turn, pushed = yield from self._follow(pending, turns, _chain([first] if first is not None else [], events))
+            events = _chain([first] if first is not None else [], events)
+            turn, pushed = yield from self._follow(pending, turns, events, cleared)
         new_turns = [*turns, turn]
-        cleared: Any = gr.skip() if pushed else ""
-        yield (render_chat(new_turns, self.units), new_turns, cleared, "", copy_text(new_turns))
+        box: Any = gr.skip() if pushed or cleared else ""
+        yield (render_chat(new_turns, self.units), new_turns, box, "", copy_text(new_turns))
 
     def _follow(
-        self, pending: Pending, turns: list[Turn], events: Iterator[StreamEvent]
+        self, pending: Pending, turns: list[Turn], events: Iterator[StreamEvent], cleared: bool = False
     ) -> Generator[Outputs, None, tuple[Turn, bool]]:
         """Show the events as they come (throttled); return the finished turn and whether the page changed."""
         last_push: float | None = None
@@ -165,7 +191,7 @@ class Handlers:
                 if ev.kind != "token" or last_push is None or now - last_push >= STREAM_MIN_INTERVAL_S:
                     # Clear the box once; afterwards leave it alone so the next question
                     # can be typed while this answer streams in.
-                    box: Any = "" if last_push is None else gr.skip()
+                    box: Any = "" if last_push is None and not cleared else gr.skip()
                     last_push = now
                     yield (render_chat(turns, self.units, pending), turns, box, "", gr.skip())
             if final is None:
@@ -173,6 +199,15 @@ class Handlers:
         except Exception as exc:
             return _failed_turn(pending, exc), last_push is not None
         return Turn(question=pending.question, mode=pending.mode, answer=final), last_push is not None
+
+    def _first_status(self) -> str:
+        """"正在理解您的问题…", plus a note while the plan's prefix states are still being prepared."""
+        warm = getattr(getattr(self.assistant, "resources", None), "prefix_warmup", None)
+        progress = warm() if callable(warm) else None
+        if progress is None:
+            return Pending.status
+        done, total = progress
+        return f"正在理解您的问题…（系统正在预热 {done}/{total}，首次回答可能稍慢）"
 
     def on_new_chat(self) -> Outputs:
         return render_chat([], self.units), [], "", "", "", "", ""
@@ -196,13 +231,21 @@ class Handlers:
         if not query:
             return render_hint("请输入要查找的词或问题，例如“养老”“加装电梯”“学位”。")
         try:
-            hits = self.assistant.search(query, k=10)
+            with self.slot.hold():
+                hits = self.assistant.search(query, k=10)
         except AssistantError as exc:
             return render_hint(str(exc), "error")
         except Exception:
             log.exception("search failed")
             return render_hint("查找出错了，请稍后再试。", "error")
         return render_search(query, hits, self.units)
+
+
+def queue_status(ahead: int) -> str:
+    """The waiting user's status line."""
+    if ahead <= 0:
+        return "马上轮到您…"
+    return f"排队中：前面还有 {ahead} 位，请稍候…"
 
 
 def _apply(pending: Pending, ev: StreamEvent) -> None:
@@ -231,14 +274,17 @@ def _failed_turn(pending: Pending, exc: Exception) -> Turn:
     return Turn(question=pending.question, mode=pending.mode, error=message, hits=pending.hits)
 
 
-def ask_api(assistant: Assistant, settings: Settings) -> Callable[..., dict]:
-    """The ``/ask`` API function (its signature is what API clients see)."""
+def ask_api(assistant: Assistant, settings: Settings, slot: TicketLock | None = None) -> Callable[..., dict]:
+    """The ``/ask`` API function (its signature is what API clients see); it waits its turn in ``slot``."""
+    slot = slot or TicketLock()
 
     def ask(question: str, history_json: str = "[]", mode: str = "resident") -> dict:
         """Answer one question; returns Answer.to_dict(), or {"error": message} for bad input."""
         try:
             history = parse_history(history_json)
-            answer = assistant.ask(question, history, parse_mode(mode, settings.mode))
+            parsed_mode = parse_mode(mode, settings.mode)
+            with slot.hold():
+                answer = assistant.ask(question, history, parsed_mode)
         except AssistantError as exc:
             return {"error": str(exc)}
         except Exception as exc:
@@ -276,7 +322,7 @@ def build_app(assistant: Assistant, settings: Settings) -> gr.Blocks:
             f"具体政策与办事流程，请拨打 <b>{HOTLINE}</b> 政务服务便民热线。</div>",
             js_on_load=None,
         )
-        gr.api(ask_api(assistant, settings), api_name="ask", **MODEL_QUEUE)
+        gr.api(ask_api(assistant, settings, handlers.slot), api_name="ask", **MODEL_QUEUE)
     return app
 
 

@@ -115,6 +115,9 @@ def serve(
     started = time.perf_counter()
     assistant.warm_up()
     progress(f"准备完成，用时 {time.perf_counter() - started:.1f} 秒。")
+    start_warmup = getattr(getattr(assistant, "resources", None), "start_prefix_warmup", None)
+    if callable(start_warmup):
+        start_warmup()  # background: prefix states for every plan unit, while nobody is waiting
     app = build_app(assistant, settings)
     progress(f"在浏览器中打开 http://{settings.host}:{settings.port} （Ctrl+C 退出）")
     launch(app, settings, quiet=True)

@@ -11,11 +11,8 @@ only render what this yields.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Generator_
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator, Sequence
 
 from assistant.answering.answerability import AnswerabilityJudge, Verdict
 from assistant.answering.citations import CitationAttacher
@@ -25,10 +22,11 @@ from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
 from assistant.answering.resources import Progress, Resources
 from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator
+from assistant.answering.timing import Timer
 from assistant.config import MODES, Settings
 from assistant.errors import GenerationError, InvalidInputError
 from assistant.generation import Generator
-from assistant.models import Answer, ChatTurn, Document, Hit, Query
+from assistant.models import Answer, ChatTurn, Document, Hit, Query, StreamEvent
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.retriever import Retriever
 from assistant.text import detect_language, to_simplified, to_traditional, validate_question
@@ -36,14 +34,6 @@ from assistant.text import detect_language, to_simplified, to_traditional, valid
 log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 6
 History = Sequence[ChatTurn | dict[str, str]] | None  # untrusted: parsed leniently, checked before use
-
-
-@dataclass
-class StreamEvent:
-    kind: Literal["status", "excerpts", "token", "answer"]
-    text: str = ""
-    hits: list[Hit] = field(default_factory=list)
-    answer: Answer | None = None
 
 
 class Assistant:
@@ -83,6 +73,10 @@ class Assistant:
         self.resources.warm_up()
 
     @property
+    def plan_name(self) -> str:
+        return "、".join(d.meta.name for d in self.documents)
+
+    @property
     def backend_name(self) -> str:
         gen = self.resources.generator
         return gen.name if gen is not None else "extractive"
@@ -98,20 +92,14 @@ class Assistant:
         return self.retriever(mode).run(query, k=k)
 
     def ask(self, question: str, history: History = None, mode: str | None = None) -> Answer:
-        events = list(self.stream(question, history, mode))
-        answer = events[-1].answer
+        answer = list(self.stream(question, history, mode))[-1].answer
         assert answer is not None
         return answer
 
     def stream(self, question: str, history: History = None, mode: str | None = None) -> Iterator[StreamEvent]:
         """Yield status, the cited excerpts (as soon as retrieval finishes), the
         draft piece by piece, then the final Answer."""
-        t0 = time.perf_counter()
-        timings: dict[str, float] = {}
-
-        def mark(name: str) -> None:
-            timings[name] = (time.perf_counter() - t0) * 1000
-
+        timer = Timer()
         mode = mode or self.settings.mode
         if mode not in MODES:
             raise InvalidInputError(f"mode {mode!r} is not one of {', '.join(MODES)}")
@@ -125,7 +113,7 @@ class Assistant:
         intent = self.guard.run(simplified, generator)
         if intent.kind != "policy":
             answer = refusals.declined(Query(question, question, language, mode), intent.kind)
-            yield self._final(answer, [], timings, mark)
+            yield self._final(answer, [], timer)
             return
 
         yield StreamEvent("status", text="正在检索规划原文…")
@@ -138,24 +126,24 @@ class Assistant:
             intent = self.guard.run(standalone, generator if not english else None)
             if intent.kind != "policy":
                 refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
-                yield self._final(refusal, [], timings, mark)
+                yield self._final(refusal, [], timer)
                 return
         query = Query(question, standalone, language, mode, english)
-        mark("rewrite_ms")
+        timer.mark("rewrite_ms")
         context = turns if standalone == simplified else []
         hits = self.retriever().run(standalone, history=context, k=self.settings.top_k)
-        mark("retrieval_ms")
+        timer.mark("retrieval_ms")
         yield StreamEvent("excerpts", hits=hits)
-        mark("excerpts_ms")
+        timer.mark("excerpts_ms")
 
         evidence = [s.sentence for s in self.resources.scorer.run(standalone, hits[:2])]
         verdict = self.judge.run(f"{standalone} {english}".strip(), hits, evidence)
         if not verdict.answerable:
-            yield self._final(refusals.not_in_plan(query, verdict, hits), hits, timings, mark)
+            yield self._final(refusals.not_in_plan(query, verdict, hits), hits, timer)
             return
 
-        answer = yield from self._answer(generator, query, hits, verdict, refusals, mark, timings)
-        yield self._final(answer, hits, timings, mark)
+        answer = yield from self._answer(generator, query, hits, verdict, refusals, timer)
+        yield self._final(answer, hits, timer)
 
     def _answer(
         self,
@@ -164,8 +152,7 @@ class Assistant:
         hits: list[Hit],
         verdict: Verdict,
         refusals: Refusals,
-        mark: Callable[[str], None],
-        timings: dict[str, float],
+        timer: Timer,
     ) -> Generator_[StreamEvent, None, Answer]:
         """The model's draft streamed as it comes, then verified; verified quotes when there is no model,
         it fails, or nothing it wrote can be verified."""
@@ -174,12 +161,12 @@ class Assistant:
         if generator is not None:
             try:
                 draft_parts: list[str] = []
-                for piece in Drafter(generator, self.resources.scorer, self.settings.max_answer_tokens).run(query, hits):
-                    if "first_token_ms" not in timings:
-                        mark("first_token_ms")
+                drafter = Drafter(generator, self.resources.scorer, self.settings.max_answer_tokens, plan_name=self.plan_name)
+                for piece in drafter.run(query, hits):
+                    timer.first("first_token_ms")
                     draft_parts.append(piece)
                     yield StreamEvent("token", text=to_traditional(piece) if query.language == "zh-Hant" else piece)
-                mark("generation_ms")
+                timer.mark("generation_ms")
                 answer = self._from_draft("".join(draft_parts), query, hits, verdict, refusals, generator.name, warnings)
             except GenerationError as exc:
                 log.warning("generation failed, answering with quotes: %s", exc)
@@ -189,21 +176,14 @@ class Assistant:
             warnings.append("语言模型暂不可用，已改用规划原文摘录回答。")
         if answer is None:
             answer = self.composer.extractive(query, hits)
-            if "first_token_ms" not in timings:
-                mark("first_token_ms")
+            if "first_token_ms" not in timer.ms:
+                timer.mark("first_token_ms")
                 yield StreamEvent("token", text=answer.text)
         answer.warnings.extend(warnings)
         return answer
 
     def _from_draft(
-        self,
-        draft: str,
-        query: Query,
-        hits: list[Hit],
-        verdict: Verdict,
-        refusals: Refusals,
-        backend: str,
-        warnings: list[str],
+        self, draft: str, query: Query, hits: list[Hit], verdict: Verdict, refusals: Refusals, backend: str, warnings: list[str]
     ) -> Answer:
         if says_not_in_plan(draft.strip()):
             # The model read the text and found no answer: that is evidence of silence
@@ -221,10 +201,8 @@ class Assistant:
         return answer
 
     @staticmethod
-    def _final(
-        answer: Answer, hits: list[Hit], timings: dict[str, float], mark: Callable[[str], None]
-    ) -> StreamEvent:
+    def _final(answer: Answer, hits: list[Hit], timer: Timer) -> StreamEvent:
         answer.hits = hits or answer.hits
-        mark("total_ms")
-        answer.timings_ms = timings
+        timer.mark("total_ms")
+        answer.timings_ms = timer.ms
         return StreamEvent("answer", answer=answer)

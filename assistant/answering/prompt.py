@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 from assistant.answering.evidence import ScoredSentence, SentenceScorer
 from assistant.generation import Generator, Message
-from assistant.models import Hit, Query
+from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
 
 NOT_IN_PLAN_MARK = "规划未提及"
-EXCERPT_BUDGET = 800  # characters of plan text in the prompt: ~600 tokens, ~4 s of prompt on 2 cores
 
 
 def prompt_hits(hits: list[Hit]) -> list[Hit]:
@@ -44,32 +43,96 @@ def excerpt(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     return out
 
 
-def _system_prompt(language: str, mode: str) -> str:
-    style = (
-        "用正式、准确的书面语，尽量沿用原文表述，3句以内。"
-        if mode == "hotline"
-        else "用通俗易懂、亲切的话，2到3句，先直接回答。"
-    )
-    lang_rule = (
-        "Answer in English, 2-3 sentences, and quote the key original Chinese words in 「」."
-        if language == "en"
-        else style
-    )
+PROMPT_TEMPLATE_VERSION = "2"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
+UNIT_MAX_CHARS = 3000  # the top unit is shown whole up to this (the plan's longest is ~1400 characters)
+SECONDARY_BUDGET = 240  # characters of other units' best sentences, in the uncached last message (~2 s here)
+SECONDARY_MIN_RATIO = 0.6  # another unit is quoted only if its best sentence scores this close to the top unit's
+ACKNOWLEDGEMENT = "好的，我已读完这段规划原文，请提问。"
+
+
+def system_prompt(plan_name: str = "") -> str:
+    """The stable rules: the same for every question, mode and language (so its state can be reused)."""
+    who = f"{plan_name}的问答助手" if plan_name else "规划文件的问答助手"
     return (
-        "你是瑶海区“十四五”规划建议的问答助手。居民的问题可能很口语，先理解他真正关心什么，再根据给出的规划原文回答，"
+        f"你是{who}。居民的问题可能很口语，先理解他真正关心什么，再根据给出的规划原文回答，"
         "尽量沿用原文的说法，涉及几条就分别说明。不要编造原文没有的数字、金额、日期或办理流程。"
-        f"只有原文和问题完全无关时，才回答“{NOT_IN_PLAN_MARK}”。" + lang_rule
+        f"只有原文和问题完全无关时，才回答“{NOT_IN_PLAN_MARK}”。"
     )
+
+
+def _style(language: str, mode: str) -> str:
+    if language == "en":
+        return "Answer in English, 2-3 sentences, and quote the key original Chinese words in 「」."
+    if mode == "hotline":
+        return "用正式、准确的书面语，尽量沿用原文表述，3句以内。"
+    return "用通俗易懂、亲切的话，2到3句，先直接回答。"
+
+
+def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
+    """The stable head of every prompt whose top unit is ``unit``: rules, the unit's whole text, an
+    acknowledgement. The generator saves the model's state after it and restores it for later questions."""
+    return [
+        {"role": "system", "content": system_prompt(plan_name)},
+        {"role": "user", "content": f"规划原文：\n[{unit.label} {unit.title}] {unit.text[:UNIT_MAX_CHARS]}"},
+        {"role": "assistant", "content": ACKNOWLEDGEMENT},
+    ]
+
+
+def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
+    """A secondary unit in a few characters: its best sentences (at most two) in reading order, or
+    its best sentence cut to the budget."""
+    own = [item.sentence for item in scored if item.sentence.unit.unit_id == hit.unit.unit_id]
+    if not own:
+        return excerpt(hit, budget, [])
+    picked: list[Sentence] = []
+    used = 0
+    for s in own:
+        if len(picked) < 2 and used + len(s.text) <= budget:
+            picked.append(s)
+            used += len(s.text)
+    if not picked:
+        return own[0].text[: max(1, budget - 1)] + "…"
+    picked.sort(key=lambda s: s.start)
+    return "……".join(s.text for s in picked)
+
+
+def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None) -> list[Hit]:
+    """The units after the top one worth their (uncached) prompt tokens: with sentence scores, those whose
+    best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them."""
+    if len(shown) < 2 or not scored:
+        return shown[1:]
+    best: dict[str, float] = {}
+    for item in scored:
+        uid = item.sentence.unit.unit_id
+        best[uid] = max(best.get(uid, item.score), item.score)
+    top = best.get(shown[0].unit.unit_id, 0.0)
+    return [h for h in shown[1:] if best.get(h.unit.unit_id, 0.0) >= SECONDARY_MIN_RATIO * top]
 
 
 def build_messages(
-    question: str, hits: list[Hit], language: str, mode: str, scored: list[ScoredSentence] | None = None
+    question: str,
+    hits: list[Hit],
+    language: str,
+    mode: str,
+    scored: list[ScoredSentence] | None = None,
+    plan_name: str = "",
 ) -> list[Message]:
+    """[system, user: the top unit whole, assistant: acknowledgement, user: other units' best sentences +
+    the question + the answer style]. Everything but the last message is the same for every question
+    on the same top unit; the question is only in the last one."""
     shown = prompt_hits(hits)
-    budget = EXCERPT_BUDGET // max(1, len(shown))
-    blocks = [f"[{h.unit.label} {h.unit.title}] {excerpt(h, budget, scored or [])}" for h in shown]
-    user = "规划原文：\n" + "\n".join(blocks) + f"\n\n问题：{question}"
-    return [{"role": "system", "content": _system_prompt(language, mode)}, {"role": "user", "content": user}]
+    if not shown:
+        head: list[Message] = [{"role": "system", "content": system_prompt(plan_name)}]
+    else:
+        head = prefix_messages(shown[0].unit, plan_name)
+    last = ""
+    secondary = secondary_hits(shown, scored)
+    if secondary:
+        per = SECONDARY_BUDGET // len(secondary)
+        blocks = [f"[{h.unit.label} {h.unit.title}] {brief(h, per, scored or [])}" for h in secondary]
+        last = "其他相关原文（节选）：\n" + "\n".join(blocks) + "\n\n"
+    last += f"问题：{question}\n{_style(language, mode)}"
+    return [*head, {"role": "user", "content": last}]
 
 
 def repeats(text: str) -> bool:
@@ -82,15 +145,17 @@ class Drafter:
     """The model's draft for a question, streamed. It stops at the first repeated
     sentence (a small model's loop would be dropped anyway); the backend owns the deadline."""
 
-    def __init__(self, generator: Generator, scorer: SentenceScorer, max_tokens: int) -> None:
+    def __init__(self, generator: Generator, scorer: SentenceScorer, max_tokens: int, *, plan_name: str = "") -> None:
         self.generator = generator
         self.scorer = scorer
         self.max_tokens = max_tokens
+        self.plan_name = plan_name  # e.g. Document.meta.name, for the system prompt
 
     def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
         shown = prompt_hits(hits)
         question = query.english or query.standalone
-        messages = build_messages(question, shown, query.language, query.mode, self.scorer.run(question, shown))
+        scored = self.scorer.run(question, shown)
+        messages = build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
         stream = self.generator.stream(messages, max_tokens=self.max_tokens, temperature=0.0)
         text = ""
         try:

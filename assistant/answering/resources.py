@@ -3,7 +3,9 @@ sentence vectors and the language model. Each loads lazily, once, under a lock."
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable
 
 from assistant.answering.evidence import SentenceScorer
@@ -15,7 +17,10 @@ from assistant.models import Document
 from assistant.retrieval.embedders import Embedder, create_embedder
 from assistant.retrieval.retriever import Retriever
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[str], None]
+WARMUP_IDLE_POLL_S = 0.5  # the background warm-up waits this long while users are being answered
 
 
 def _quiet(_: str) -> None:
@@ -41,6 +46,8 @@ class Resources:
         self._retrievers: dict[str, Retriever] = {}
         self._scorer: SentenceScorer | None = None
         self._lock = threading.RLock()
+        self._warmup: tuple[int, int] | None = None  # (units done, units) while the background warm-up runs
+        self._warmup_thread: threading.Thread | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -117,3 +124,46 @@ class Resources:
                 with self._lock:
                     self._generator_failed(exc)
         self.progress("就绪。")
+
+    def prefix_warmup(self) -> tuple[int, int] | None:
+        """(done, total) while prefix states are being built in the background; None otherwise."""
+        return self._warmup
+
+    def start_prefix_warmup(self) -> bool:
+        """Build the model's saved prefix state for every plan unit in a background thread (``serve``
+        calls this after ``warm_up``). It only works while no user waits for the model, one unit at a
+        time, so it never blocks start-up; units already saved are skipped in milliseconds. False when
+        there is nothing to do (setting off, no llama model)."""
+        generator = self.generator
+        warm = getattr(generator, "warm_prefix", None)
+        if not (self.settings.prefix_warmup and self.settings.prefix_cache and callable(warm)):
+            return False
+        with self._lock:
+            if self._warmup_thread is not None:
+                return True
+            from assistant.answering.prompt import prefix_messages
+
+            plan = self.documents[0].meta.name if self.documents else ""
+            units = [u for d in self.documents for u in d.units]
+            self._warmup = (0, len(units))
+
+            def run() -> None:
+                built = 0
+                started = time.perf_counter()
+                try:
+                    for i, unit in enumerate(units):
+                        while getattr(generator, "waiting", 0) or getattr(generator, "busy", False):
+                            time.sleep(WARMUP_IDLE_POLL_S)  # users first
+                        if warm(prefix_messages(unit, plan)) == "built":
+                            built += 1
+                        self._warmup = (i + 1, len(units))
+                except AssistantError as exc:
+                    log.warning("prefix warm-up stopped: %s", exc)
+                finally:
+                    self._warmup = None
+                self.progress(f"预热完成：{built} 条新建，用时 {time.perf_counter() - started:.0f} 秒。")
+
+            self._warmup_thread = threading.Thread(target=run, name="prefix-warmup", daemon=True)
+            self._warmup_thread.start()
+        self.progress(f"正在后台预热 {len(units)} 条规划条款（不影响提问）…")
+        return True

@@ -2,26 +2,44 @@
 CPU-friendly backend.
 
 The model loads lazily, once, and a llama.cpp context is not re-entrant, so
-replies are produced one at a time (a lock; other users wait, up to the
-timeout). The chat template is the one stored in the GGUF.
+replies are produced one at a time (a first-come-first-served slot; other users
+wait, up to the timeout, and ``waiting`` says how many do). The chat template is
+the one stored in the GGUF.
+
+Prefix states (``prefix_cache=True``): a request's messages but the last are its
+stable prefix (system prompt + one plan unit). The prefix, formatted with the
+GGUF's chat template, is evaluated once; llama.cpp's state after it is saved
+(``prefix_cache.PrefixStateStore``: memory, then disk) and restored before every
+later request with the same prefix, so only the question is evaluated. The
+prompt tokens are exactly those ``create_chat_completion`` would use, and the
+completion runs through the same ``create_completion`` with the same sampling
+settings, stop strings and end-of-turn criteria, so the output is the same.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError, GenerationError, MissingDependencyError, ModelError
+from assistant.files import slug
 from assistant.generation import Message, check_request
 from assistant.generation.gguf import check_gguf
+from assistant.generation.prefix_cache import PrefixState, PrefixStateStore
 from assistant.generation.shipped_models import model_label, resolve_model_path
+from assistant.generation.slots import TicketLock
 
 if TYPE_CHECKING:
     from assistant.config import Settings
     from assistant.generation.shipped_models import Progress
+
+log = logging.getLogger(__name__)
 
 _INSTALL = "pip install llama-cpp-python==0.3.36"
 _PATCH_LOCK = threading.Lock()
@@ -65,6 +83,27 @@ def disable_weight_repacking(llama_cpp: Any) -> None:
         low.llama_model_default_params = default_params
 
 
+@dataclass(frozen=True)
+class PromptPlan:
+    """A request's prompt split at its stable prefix: ``full`` starts with ``prefix``."""
+
+    prefix: list[int]
+    full: list[int]
+    stop: list[str]
+    stopping_criteria: Any
+
+
+@dataclass
+class RequestStats:
+    """What the last request cost: ``prefix`` is off (plain path), live (the context already held
+    it), restored (from a saved state), built (evaluated and saved) or short (not worth a state)."""
+
+    prefix: str = "off"
+    prompt_tokens: int = 0
+    prefix_tokens: int = 0
+    prefix_ms: float = 0.0
+
+
 class LlamaGenerator:
     """Chat generation with llama.cpp from a local GGUF file."""
 
@@ -78,6 +117,11 @@ class LlamaGenerator:
         model_name: str | None = None,
         timeout_s: float = 90.0,
         seed: int = 42,
+        prefix_cache: bool = False,
+        state_dir: Path | None = None,
+        min_prefix_tokens: int = 64,
+        state_memory_mb: int = 256,
+        state_disk_mb: int = 2048,
     ) -> None:
         for label, value in (("n_threads", n_threads), ("n_ctx", n_ctx), ("n_batch", n_batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -91,19 +135,33 @@ class LlamaGenerator:
         self.n_batch = n_batch
         self.timeout_s = float(timeout_s)
         self.seed = seed
+        self.prefix_cache = prefix_cache
+        self.state_dir = state_dir
+        self.min_prefix_tokens = max(1, min_prefix_tokens)
+        self.state_memory_mb = state_memory_mb
+        self.state_disk_mb = state_disk_mb
+        self.store: PrefixStateStore | None = None
+        self.last = RequestStats()
         self._load_lock = threading.Lock()
-        self._generate_lock = threading.Lock()
+        self._slot = TicketLock()
         self._llm: Any = None
+        self._formatters: tuple[Any, Any] | None = None  # (with, without) the generation prompt
 
     @classmethod
     def from_settings(cls, settings: Settings, progress: Progress | None = None) -> LlamaGenerator:
         """Assembles the shipped model on first use (``progress`` reports bytes copied)."""
+        label = model_label(settings)
         return cls(
             resolve_model_path(settings, progress),
             n_threads=settings.threads,
             n_ctx=settings.llm_context,
-            model_name=model_label(settings),
+            model_name=label,
             timeout_s=settings.generation_timeout_s,
+            prefix_cache=settings.prefix_cache,
+            state_dir=settings.cache_dir / "prefix-states" / slug(label),
+            min_prefix_tokens=settings.prefix_cache_min_tokens,
+            state_memory_mb=settings.prefix_cache_memory_mb,
+            state_disk_mb=settings.prefix_cache_disk_mb,
         )
 
     @property
@@ -113,6 +171,15 @@ class LlamaGenerator:
     @property
     def loaded(self) -> bool:
         return self._llm is not None
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for the model (not counting the one it is working on)."""
+        return self._slot.waiting
+
+    @property
+    def busy(self) -> bool:
+        return self._slot.busy
 
     def load(self) -> None:
         """Load the model (once; later calls return at once). Raises ModelError."""
@@ -139,11 +206,30 @@ class LlamaGenerator:
             if llm.model_params.use_extra_bufts:  # the patch did not take: generating would crash
                 llm.close()
                 raise ModelError("llama.cpp weight repacking could not be disabled; refusing to run the model")
+            if self.prefix_cache:
+                self._formatters = _chat_formatters(llama_cpp, llm)
+                if self._formatters is None:
+                    log.info("prefix states off: %s has no GGUF chat template in use", self.model_path.name)
+                elif self.store is None:
+                    self.store = PrefixStateStore(
+                        self.state_dir,
+                        model_id=self._model_id(llama_cpp),
+                        memory_bytes=self.state_memory_mb * 2**20,
+                        disk_bytes=self.state_disk_mb * 2**20,
+                    )
             self._llm = llm
+
+    def _model_id(self, llama_cpp: Any) -> str:
+        """What a saved state depends on besides its tokens: the model file, llama.cpp, the context shape."""
+        st = self.model_path.stat()
+        return (
+            f"{self.model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|llama-cpp-python {llama_cpp.__version__}"
+            f"|n_ctx {self.n_ctx}|f16 kv"
+        )
 
     def close(self) -> None:
         """Free the model's memory (it reloads on next use)."""
-        with self._load_lock, self._generate_lock:
+        with self._load_lock, self._slot.hold():
             if self._llm is not None:
                 self._llm.close()
                 self._llm = None
@@ -159,9 +245,38 @@ class LlamaGenerator:
         check_request(messages, max_tokens, temperature, stop)
         return self._generate(messages, max_tokens, temperature, stop or [])
 
+    def warm_prefix(self, messages: list[Message]) -> str:
+        """Make sure the state for ``messages`` as a prefix is saved (they are the messages a later
+        request sends before its last one). Returns cached, built, short or off. Waits its turn."""
+        check_request(messages, 1, 0.0, None)
+        self.load()
+        if not self.prefix_cache or self._formatters is None or self.store is None:
+            return "off"
+        with self._slot.hold(self.timeout_s) as got:
+            if not got:
+                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
+            llm = self._llm
+            if llm is None:
+                raise GenerationError("the model was unloaded")
+            prefix = self._tokens(llm, self._formatters[1](messages=messages).prompt)
+            if len(prefix) < self.min_prefix_tokens or len(prefix) >= self.n_ctx:
+                return "short"
+            if self.store.contains(self.store.key(prefix)):
+                return "cached"
+            try:
+                self._build(llm, prefix)
+            except (RuntimeError, ValueError) as exc:
+                llm.reset()
+                raise GenerationError(f"llama.cpp failed: {exc}") from exc
+            return "built"
+
+    def state_stats(self) -> dict[str, int]:
+        """Saved prefix states: counts and bytes in memory and on disk, hits and misses."""
+        return self.store.stats() if self.store is not None else {}
+
     def _generate(self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str]) -> Iterator[str]:
         self.load()
-        if not self._generate_lock.acquire(timeout=self.timeout_s):
+        if not self._slot.acquire(timeout=self.timeout_s):
             raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s; try again")
         chunks: Any = None
         try:
@@ -170,15 +285,27 @@ class LlamaGenerator:
                 raise GenerationError("the model was unloaded; try again")
             deadline = time.monotonic() + self.timeout_s
             try:
-                chunks = llm.create_chat_completion(
-                    messages=messages,
-                    max_tokens=max_tokens,
-                    temperature=temperature,
-                    stop=stop,
-                    stream=True,
-                )
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")
+                plan = self._plan(llm, messages, max_tokens)
+                if plan is not None and self._prepare(llm, plan):
+                    chunks = llm.create_completion(
+                        prompt=plan.full,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        stop=[*stop, *plan.stop],
+                        stopping_criteria=plan.stopping_criteria,
+                        stream=True,
+                    )
+                    pieces = (chunk["choices"][0].get("text") for chunk in chunks)
+                else:
+                    chunks = llm.create_chat_completion(
+                        messages=messages,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                        stop=stop,
+                        stream=True,
+                    )
+                    pieces = (chunk["choices"][0]["delta"].get("content") for chunk in chunks)
+                for piece in pieces:
                     if piece:
                         yield piece
                     if time.monotonic() > deadline:
@@ -196,4 +323,110 @@ class LlamaGenerator:
         finally:
             if chunks is not None:
                 chunks.close()  # finishes llama-cpp-python's own generator while we still hold the lock
-            self._generate_lock.release()
+            self._slot.release()
+
+    # ------------------------------------------------------------------ prefix states
+
+    @staticmethod
+    def _tokens(llm: Any, prompt: str) -> list[int]:
+        # As llama-cpp-python's chat handler does for a template that adds its own special tokens.
+        return list(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+
+    def _plan(self, llm: Any, messages: list[Message], max_tokens: int) -> PromptPlan | None:
+        """The prompt split at its prefix, or None for the plain path (cache off, prefix too short)."""
+        self.last = RequestStats()
+        if not self.prefix_cache or self._formatters is None or len(messages) < 2:
+            return None
+        with_prompt, without = self._formatters
+        result = with_prompt(messages=messages)
+        full = self._tokens(llm, result.prompt)
+        prefix = self._tokens(llm, without(messages=messages[:-1]).prompt)
+        self.last = RequestStats("short", len(full), len(prefix))
+        if (
+            len(prefix) < self.min_prefix_tokens
+            or len(full) <= len(prefix)
+            or full[: len(prefix)] != prefix
+            or len(full) >= self.n_ctx  # the plain path reports it as too long
+        ):
+            return None
+        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        return PromptPlan(prefix, full, stop, result.stopping_criteria)
+
+    def _prepare(self, llm: Any, plan: PromptPlan) -> bool:
+        """Put the context at the end of ``plan.prefix``: already there, restored, or built and saved.
+        False (context reset, plain path) if llama.cpp refused."""
+        assert self.store is not None
+        started = time.perf_counter()
+        prefix = plan.prefix
+        n = len(prefix)
+        if llm.n_tokens >= n and list(llm.input_ids[:n]) == prefix:
+            how = "live"  # create_completion's own prefix match keeps it
+        else:
+            key = self.store.key(prefix)
+            state = self.store.get(key, prefix)
+            how = "restored"
+            if state is not None:
+                try:
+                    _restore(llm, state)
+                except RuntimeError as exc:
+                    log.warning("llama.cpp refused a saved prefix state (%s); rebuilding it", exc)
+                    self.store.discard(key)
+                    llm.reset()
+                    state = None
+            if state is None:
+                how = "built"
+                try:
+                    self._build(llm, prefix)
+                except RuntimeError as exc:
+                    log.warning("could not save a prefix state (%s); using the plain path", exc)
+                    llm.reset()
+                    self.last = RequestStats("off", len(plan.full), n)
+                    return False
+        self.last = RequestStats(how, len(plan.full), n, (time.perf_counter() - started) * 1000)
+        return True
+
+    def _build(self, llm: Any, prefix: list[int]) -> None:
+        """Evaluate ``prefix`` from an empty context and save the state (memory + disk)."""
+        assert self.store is not None
+        llm.reset()
+        llm.eval(prefix)
+        self.store.put(self.store.key(prefix), PrefixState(tuple(prefix), _save(llm)))
+
+
+def _chat_formatters(llama_cpp: Any, llm: Any) -> tuple[Any, Any] | None:
+    """The GGUF chat template as create_chat_completion uses it (with and without the generation
+    prompt), or None when the model uses another chat format (then prefix states are off)."""
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template or llm.chat_format != "chat_template.default" or llm.chat_handler is not None:
+        return None
+    model = llm._model
+    eos_id, bos_id = model.token_eos(), model.token_bos()
+    eos = model.token_get_text(eos_id) if eos_id != -1 else ""
+    bos = model.token_get_text(bos_id) if bos_id != -1 else ""
+    fmt = llama_cpp.llama_chat_format.Jinja2ChatFormatter
+    return (
+        fmt(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]),
+        fmt(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False),
+    )
+
+
+def _save(llm: Any) -> bytes:
+    """llama.cpp's context state (the KV cache of the evaluated tokens), without llama-cpp-python's
+    copy of the logits array (hundreds of MB for a 150k vocabulary)."""
+    low = import_llama_cpp().llama_cpp
+    size = int(low.llama_state_get_size(llm.ctx))
+    buf = (ctypes.c_uint8 * size)()
+    written = int(low.llama_state_get_data(llm.ctx, buf, size))
+    if written <= 0 or written > size:
+        raise RuntimeError("llama_state_get_data failed")
+    return ctypes.string_at(buf, written)
+
+
+def _restore(llm: Any, state: PrefixState) -> None:
+    low = import_llama_cpp().llama_cpp
+    buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
+    if int(low.llama_state_set_data(llm.ctx, buf, len(state.data))) != len(state.data):
+        raise RuntimeError("llama_state_set_data failed")
+    llm.input_ids[: state.n_tokens] = state.tokens
+    llm.n_tokens = state.n_tokens
+    llm._requires_eval = True  # the logits are not live: the next decode refreshes them

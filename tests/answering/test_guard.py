@@ -75,12 +75,13 @@ class TestQuestionGuard:
         assert QuestionGuard().run(q).kind == "policy"
 
 
+@pytest.fixture(scope="module")
+def judge() -> AnswerabilityJudge:
+    return AnswerabilityJudge(load_corpus(CORPUS_DIR))
+
+
 class TestAnswerability:
     """The judge decides from the plan and the evidence; the plan here is the real corpus."""
-
-    @pytest.fixture(scope="class")
-    def judge(self) -> AnswerabilityJudge:
-        return AnswerabilityJudge(load_corpus(CORPUS_DIR))
 
     def test_article_count_comes_from_the_plan(self, judge: AnswerabilityJudge) -> None:
         assert judge.article_count == 43

@@ -175,8 +175,8 @@ def test_abandoned_stream_frees_the_model(small_llama: LlamaGenerator) -> None:
     stream = small_llama.stream(CHINESE_PROMPT, max_tokens=50)
     next(iter(stream))
     stream.close()  # e.g. the browser went away mid-answer
-    assert small_llama._generate_lock.acquire(timeout=1)
-    small_llama._generate_lock.release()
+    assert small_llama._slot.acquire(timeout=1)
+    small_llama._slot.release()
     assert has_cjk("".join(small_llama.stream(CHINESE_PROMPT, max_tokens=6)))
 
 

@@ -1,0 +1,74 @@
+"""The prompt layout: a stable prefix (rules + the top unit whole) first, the question last."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.answering.evidence import SentenceScorer
+from assistant.answering.prompt import Drafter, build_messages, prefix_messages, prompt_hits, secondary_hits
+from assistant.config import Settings
+from assistant.ingest.corpus import load_corpus
+from assistant.models import Hit, Query
+from assistant.retrieval.retriever import Retriever
+
+from conftest import CORPUS_DIR, FakeEmbedder, ScriptedGenerator
+
+PLAN = "瑶海区“十四五”规划建议"
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory: pytest.TempPathFactory) -> Retriever:
+    settings = Settings(corpus_dir=CORPUS_DIR, index_dir=tmp_path_factory.mktemp("index"), backend="extractive")
+    return Retriever.from_settings(settings, embedder=FakeEmbedder(), documents=load_corpus(CORPUS_DIR))
+
+
+def hits_for(retriever: Retriever, question: str) -> list[Hit]:
+    return retriever.run(question, k=5)
+
+
+def test_prefix_is_the_same_for_two_questions_on_the_same_unit(retriever: Retriever) -> None:
+    hits = hits_for(retriever, "规划对养老服务体系怎么安排？")
+    a = build_messages("规划对养老服务体系怎么安排？", hits, "zh-Hans", "resident", plan_name=PLAN)
+    b = build_messages("老人看病方便吗？", hits, "en", "hotline", plan_name=PLAN)
+    assert a[:-1] == b[:-1] == prefix_messages(hits[0].unit, PLAN)
+    assert [m["role"] for m in a] == ["system", "user", "assistant", "user"]
+
+
+def test_question_and_style_only_in_the_last_message(retriever: Retriever) -> None:
+    question = "规划对养老服务体系怎么安排？"
+    hits = hits_for(retriever, question)
+    messages = build_messages(question, hits, "zh-Hans", "hotline", plan_name=PLAN)
+    assert question in messages[-1]["content"] and "正式" in messages[-1]["content"]
+    assert all(question not in m["content"] and "正式" not in m["content"] for m in messages[:-1])
+
+
+def test_top_unit_is_whole_and_plan_name_comes_from_the_caller(retriever: Retriever) -> None:
+    hits = hits_for(retriever, "规划对养老服务体系怎么安排？")
+    messages = build_messages("x", hits, "zh-Hans", "resident", plan_name="某某区规划")
+    assert hits[0].unit.text in messages[1]["content"] and hits[0].unit.label in messages[1]["content"]
+    assert "某某区规划" in messages[0]["content"] and "瑶海" not in messages[0]["content"]
+
+
+def test_secondary_units_are_short_excerpts_in_the_last_message(retriever: Retriever) -> None:
+    question = "规划对养老服务体系怎么安排？"
+    hits = hits_for(retriever, question)
+    shown = prompt_hits(hits)
+    scored = SentenceScorer().run(question, shown)
+    messages = build_messages(question, hits, "zh-Hans", "resident", scored, plan_name=PLAN)
+    for h in secondary_hits(shown, scored):
+        assert h.unit.label in messages[-1]["content"]
+    assert len(messages[-1]["content"]) < 400
+
+
+def test_drafter_passes_the_plan_name(retriever: Retriever) -> None:
+    question = "规划对养老服务体系怎么安排？"
+    gen = ScriptedGenerator("规划提出完善养老服务体系。")
+    drafter = Drafter(gen, SentenceScorer(), 32, plan_name=PLAN)
+    out = "".join(drafter.run(Query(question, question, "zh-Hans", "resident"), hits_for(retriever, question)))
+    assert out == "规划提出完善养老服务体系。"
+    assert PLAN in gen.calls[0][0]["content"] and question in gen.calls[0][-1]["content"]
+
+
+def test_no_hits_still_gives_a_prompt() -> None:
+    messages = build_messages("问题", [], "zh-Hans", "resident")
+    assert messages[0]["role"] == "system" and "问题" in messages[-1]["content"]

@@ -1,0 +1,184 @@
+"""Saved prefix states: memory + disk round trip, validation of files, keys, read-only folders;
+the first-come-first-served model slot; (slow) the cached path gives the plain path's output."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.config import Settings
+from assistant.generation.llama import LlamaGenerator
+from assistant.generation.prefix_cache import PrefixState, PrefixStateStore, state_key
+from assistant.generation.slots import TicketLock
+
+from helpers_llm import SMALL_MODEL
+
+TOKENS = tuple(range(100, 180))
+
+
+def store(directory: Path | None, **kw: Any) -> PrefixStateStore:
+    return PrefixStateStore(directory, model_id="model-a|123", template_version="v1", **kw)
+
+
+def state(tokens: tuple[int, ...] = TOKENS, size: int = 1000) -> PrefixState:
+    return PrefixState(tokens, os.urandom(size))
+
+
+def test_round_trip_memory_then_disk(tmp_path: Path) -> None:
+    s = store(tmp_path)
+    st = state()
+    key = s.key(TOKENS)
+    assert s.get(key) is None
+    s.put(key, st)
+    assert s.get(key, TOKENS) == st  # memory
+    fresh = store(tmp_path)  # a later start: from disk
+    assert fresh.get(key, TOKENS) == st
+    stats = fresh.stats()
+    assert stats["disk_states"] == 1 and stats["memory_states"] == 1 and stats["disk_hits"] == 1
+    assert stats["disk_bytes"] > 1000
+
+
+def test_key_depends_on_model_version_and_tokens() -> None:
+    base = state_key("m", "v1", TOKENS)
+    assert base == state_key("m", "v1", list(TOKENS))
+    assert (
+        len({base, state_key("m2", "v1", TOKENS), state_key("m", "v2", TOKENS), state_key("m", "v1", TOKENS[:-1])}) == 4
+    )
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "empty"])
+def test_damaged_file_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> None:
+    s = store(tmp_path)
+    key = s.key(TOKENS)
+    s.put(key, state())
+    path = next(tmp_path.glob("*.state"))
+    raw = path.read_bytes()
+    path.write_bytes(
+        {
+            "truncate": raw[:-10],
+            "flip": raw[:-5] + bytes([raw[-5] ^ 1]) + raw[-4:],
+            "garbage": os.urandom(500),
+            "empty": b"",
+        }[damage]
+    )
+    fresh = store(tmp_path)
+    assert fresh.get(key) is None
+    fresh.put(key, st := state())  # rebuilt over the bad file
+    assert store(tmp_path).get(key) == st
+
+
+def test_foreign_file_under_the_key_is_refused(tmp_path: Path) -> None:
+    other = PrefixStateStore(tmp_path, model_id="model-b", template_version="v1")
+    key = store(tmp_path).key(TOKENS)
+    other.put(key, state())  # written under our key by another model
+    assert store(tmp_path).get(key) is None
+    wrong = store(None)
+    wrong.put(key, state(tokens=(1, 2, 3)))
+    assert wrong.get(key, TOKENS) is None  # a state for other tokens is never used
+
+
+def test_read_only_folder_keeps_states_in_memory(tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: the folder stays writable")
+        s = store(folder / "states")
+        key = s.key(TOKENS)
+        s.put(key, st := state())
+        assert not s.disk_ok
+        assert s.get(key) == st
+    finally:
+        folder.chmod(0o700)
+
+
+def test_unwritable_folder_keeps_states_in_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    s = store(blocker / "states")  # mkdir fails, even for root
+    key = s.key(TOKENS)
+    s.put(key, st := state())
+    assert not s.disk_ok and s.get(key) == st
+
+
+def test_memory_lru_is_bounded_in_bytes(tmp_path: Path) -> None:
+    s = store(None, memory_bytes=3000)
+    keys = [s.key((i, *TOKENS)) for i in range(3)]
+    for k in keys:
+        s.put(k, state(size=1000))
+    assert s.get(keys[0]) is None and s.get(keys[2]) is not None
+    assert s.stats()["memory_bytes"] <= 3000
+
+
+def test_disk_is_bounded_in_bytes(tmp_path: Path) -> None:
+    s = store(tmp_path, disk_bytes=2500)
+    for i in range(4):
+        s.put(s.key((i, *TOKENS)), state(size=1000))
+    assert s.stats()["disk_bytes"] <= 2500
+
+
+def test_ticket_lock_is_first_come_first_served() -> None:
+    slot = TicketLock()
+    assert slot.acquire(1)
+    tickets = [slot.take() for _ in range(3)]
+    assert [slot.ahead(t) for t in tickets] == [1, 2, 3] and slot.waiting == 3
+    assert not slot.wait(tickets[1], timeout=0.01)  # not its turn
+    slot.cancel(tickets[1])
+    assert slot.ahead(tickets[2]) == 2
+    order: list[int] = []
+
+    def worker(t: int) -> None:
+        assert slot.wait(t, timeout=5)
+        order.append(t)
+        slot.release()
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in (tickets[2], tickets[0])]
+    for th in threads:
+        th.start()
+    time.sleep(0.05)
+    slot.release()
+    for th in threads:
+        th.join(5)
+    assert order == [tickets[0], tickets[2]] and not slot.busy
+
+
+# --- the real small model ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cached_path_gives_the_plain_paths_output(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.getbasetemp()
+    settings = Settings(cache_dir=base / "shipped-models", llm_model=SMALL_MODEL, llm_threads=2, llm_context=1024)
+    plan = (Path(__file__).resolve().parents[2] / "corpus" / "yaohai-14th-five-year-plan-proposals.txt").read_text(
+        encoding="utf-8"
+    )
+    head = [
+        {"role": "system", "content": "你是规划问答助手，只根据原文回答。"},
+        {"role": "user", "content": "规划原文：\n" + plan[3000:3200]},
+        {"role": "assistant", "content": "好的。"},
+    ]
+    messages = [*head, {"role": "user", "content": "问题：这段原文讲了什么？一句话回答。"}]
+    plain = LlamaGenerator.from_settings(settings.replace(prefix_cache=False))
+    expected = "".join(plain.stream(messages, max_tokens=16))
+    plain.close()
+    cached = LlamaGenerator.from_settings(settings.replace(cache_dir=tmp_path_factory.mktemp("states")))
+    cached.load()
+    evaluated: list[int] = []
+    real_eval = cached._llm.eval
+    cached._llm.eval = lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1]
+    assert "".join(cached.stream(messages, max_tokens=16)) == expected
+    assert cached.last.prefix == "built"
+    first = sum(evaluated)
+    cached._llm.reset()  # as if another unit had been used since
+    evaluated.clear()
+    assert "".join(cached.stream(messages, max_tokens=16)) == expected
+    assert cached.last.prefix == "restored" and cached.state_stats()["disk_states"] == 1
+    assert sum(evaluated) < first - cached.last.prefix_tokens + 20  # only the question (and the answer) evaluated
+    assert cached.warm_prefix(head) == "cached"
+    cached.close()
