@@ -24,6 +24,7 @@ WELCOME = (
     '<p class="muted">在下方输入问题，按 Enter 发送（Shift+Enter 换行）；也可以点下面的常见问题。</p>'
     "</div>"
 )
+DRAFT_NOTE = "草稿（核对中）：模型初稿，尚未与规划原文核对，核对后将替换为正式回答"
 
 
 # ====================================================================== text and highlights
@@ -298,19 +299,25 @@ def render_pending(p: Pending, units: UnitIndex) -> str:
             + render_hits(p.hits, units)
             + "</div>"
         )
-    if p.text:
-        parts.append(f'<div class="answer-text streaming">{esc(p.text)}<span class="cursor"></span></div>')
+    if p.text:  # the model's raw draft: shown as provisional, replaced by the verified answer
+        parts.append(
+            f'<div class="draft" data-provisional="true"><div class="draft-head">{DRAFT_NOTE}</div>'
+            f'<div class="answer-text streaming">{esc(p.text)}<span class="cursor"></span></div></div>'
+        )
     return (
         f'<div class="turn" data-state="streaming" data-mode="{esc(p.mode)}">'
         f"{_user_row(p.question)}{_bot_row(''.join(parts), 'pending')}</div>"
     )
 
 
-def render_chat(turns: Sequence[Turn], units: UnitIndex, pending: Pending | None = None) -> str:
+def render_chat(
+    turns: Sequence[Turn], units: UnitIndex, pending: Pending | None = None, done: str | None = None
+) -> str:
+    """The conversation; ``done``: the finished turns' HTML when already made (only ``pending`` changes)."""
     if not turns and pending is None:
         body = WELCOME
     else:
-        body = "".join(render_turn(t, units) for t in turns)
+        body = done if done is not None else "".join(render_turn(t, units) for t in turns)
         if pending is not None:
             body += render_pending(pending, units)
     return f'<div class="chat-log">{body}</div>'

@@ -25,7 +25,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-MAX_QUEUE = 64  # requests waiting for the model slot; more are turned away with "queue full"
+# Requests waiting in Gradio's queue, all clients together; more are turned away with "queue full".
+# Gradio has no per-client queue setting: ``ui.limits.SessionLimit`` caps each session's requests.
+MAX_QUEUE = 64
+MAX_FILE_SIZE = "1kb"  # the app takes no files: Gradio's upload route refuses anything bigger (413)
 THEME_FONTS = ["Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", "Source Han Sans SC", "sans-serif"]
 MONO_FONTS = ["Noto Sans Mono CJK SC", "DejaVu Sans Mono", "monospace"]
 
@@ -58,7 +61,7 @@ def launch(
     quiet: bool = False,
     max_queue: int = MAX_QUEUE,
 ) -> tuple[Any, str, str]:
-    """Start the server on settings.host:port with queuing, offline theme and CSS."""
+    """Start the server on settings.host:port with queuing, offline theme and CSS, and the upload limit."""
     app.queue(default_concurrency_limit=1, max_size=max_queue)
     try:
         return app.launch(
@@ -72,6 +75,7 @@ def launch(
             mcp_server=False,
             pwa=False,
             footer_links=["api"],
+            max_file_size=MAX_FILE_SIZE,
             theme=_theme(),
             css=_css(),
         )

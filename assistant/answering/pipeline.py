@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Generator as Generator_
 from collections.abc import Iterator, Sequence
+from functools import cached_property
 
 from assistant.answering.answerability import AnswerabilityJudge, Verdict
 from assistant.answering.citations import CitationAttacher
@@ -30,6 +31,7 @@ from assistant.models import Answer, ChatTurn, Document, Hit, Query, StreamEvent
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.retriever import Retriever
 from assistant.text import detect_language, to_simplified, to_traditional, validate_question
+from assistant.text.dialogue import needs_context
 
 log = logging.getLogger(__name__)
 MAX_HISTORY_TURNS = 6
@@ -72,6 +74,10 @@ class Assistant:
     def warm_up(self) -> None:
         self.resources.warm_up()
 
+    @cached_property
+    def plan_text(self) -> str:
+        return "\n".join(d.source for d in self.documents)
+
     @property
     def plan_name(self) -> str:
         return "、".join(d.meta.name for d in self.documents)
@@ -110,7 +116,9 @@ class Assistant:
         refusals = Refusals(self.documents, self.composer)
 
         generator = self.resources.generator
-        intent = self.guard.run(simplified, generator)
+        # An elliptical follow-up ("中医这块呢？") is classified once it is rewritten into a whole question.
+        elliptical = bool(turns) and needs_context(simplified)
+        intent = self.guard.run(simplified, None if elliptical else generator, self.plan_text)
         if intent.kind != "policy":
             answer = refusals.declined(Query(question, question, language, mode), intent.kind)
             yield self._final(answer, [], timer)
@@ -123,7 +131,7 @@ class Assistant:
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
             standalone = QueryTranslator(generator).run(standalone)
         if standalone != simplified:  # what the rewrite carried in from the conversation is checked too
-            intent = self.guard.run(standalone, generator if not english else None)
+            intent = self.guard.run(standalone, generator if not english else None, self.plan_text)
             if intent.kind != "policy":
                 refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
                 yield self._final(refusal, [], timer)

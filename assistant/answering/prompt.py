@@ -43,11 +43,10 @@ def excerpt(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     return out
 
 
-PROMPT_TEMPLATE_VERSION = "2"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
+PROMPT_TEMPLATE_VERSION = "3"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
 UNIT_MAX_CHARS = 3000  # the top unit is shown whole up to this (the plan's longest is ~1400 characters)
 SECONDARY_BUDGET = 240  # characters of other units' best sentences, in the uncached last message (~2 s here)
 SECONDARY_MIN_RATIO = 0.6  # another unit is quoted only if its best sentence scores this close to the top unit's
-ACKNOWLEDGEMENT = "好的，我已读完这段规划原文，请提问。"
 
 
 def system_prompt(plan_name: str = "") -> str:
@@ -63,19 +62,18 @@ def system_prompt(plan_name: str = "") -> str:
 def _style(language: str, mode: str) -> str:
     if language == "en":
         return "Answer in English, 2-3 sentences, and quote the key original Chinese words in 「」."
+    ask = "请根据上面的规划原文回答这个问题："
     if mode == "hotline":
-        return "用正式、准确的书面语，尽量沿用原文表述，3句以内。"
-    return "用通俗易懂、亲切的话，2到3句，先直接回答。"
+        return ask + "用正式、准确的书面语，3句以内，直接说规划里的相关规定，尽量沿用原文表述，不要复述问题。"
+    return ask + "用通俗易懂的话，2到3句，直接说规划里有哪些相关的做法，尽量用原文的说法，不要复述问题。"
 
 
 def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
-    """The stable head of every prompt whose top unit is ``unit``: rules, the unit's whole text, an
-    acknowledgement. The generator saves the model's state after it and restores it for later questions."""
-    return [
-        {"role": "system", "content": system_prompt(plan_name)},
-        {"role": "user", "content": f"规划原文：\n[{unit.label} {unit.title}] {unit.text[:UNIT_MAX_CHARS]}"},
-        {"role": "assistant", "content": ACKNOWLEDGEMENT},
-    ]
+    """The stable head of every prompt whose top unit is ``unit``: the rules and the unit's whole text,
+    as the system message (a small model answers the question that follows directly, with no small
+    talk). The generator saves the model's state after it and restores it for later questions."""
+    source = f"规划原文：\n[{unit.label} {unit.title}] {unit.text[:UNIT_MAX_CHARS]}"
+    return [{"role": "system", "content": f"{system_prompt(plan_name)}\n\n{source}"}]
 
 
 def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
@@ -117,9 +115,9 @@ def build_messages(
     scored: list[ScoredSentence] | None = None,
     plan_name: str = "",
 ) -> list[Message]:
-    """[system, user: the top unit whole, assistant: acknowledgement, user: other units' best sentences +
-    the question + the answer style]. Everything but the last message is the same for every question
-    on the same top unit; the question is only in the last one."""
+    """[system: the rules + the top unit whole, user: other units' best sentences + the question + the
+    answer style]. Everything but the last message is the same for every question on the same top unit;
+    the question is only in the last one."""
     shown = prompt_hits(hits)
     if not shown:
         head: list[Message] = [{"role": "system", "content": system_prompt(plan_name)}]

@@ -31,7 +31,7 @@ def test_prefix_is_the_same_for_two_questions_on_the_same_unit(retriever: Retrie
     a = build_messages("规划对养老服务体系怎么安排？", hits, "zh-Hans", "resident", plan_name=PLAN)
     b = build_messages("老人看病方便吗？", hits, "en", "hotline", plan_name=PLAN)
     assert a[:-1] == b[:-1] == prefix_messages(hits[0].unit, PLAN)
-    assert [m["role"] for m in a] == ["system", "user", "assistant", "user"]
+    assert [m["role"] for m in a] == ["system", "user"]
 
 
 def test_question_and_style_only_in_the_last_message(retriever: Retriever) -> None:
@@ -45,7 +45,7 @@ def test_question_and_style_only_in_the_last_message(retriever: Retriever) -> No
 def test_top_unit_is_whole_and_plan_name_comes_from_the_caller(retriever: Retriever) -> None:
     hits = hits_for(retriever, "规划对养老服务体系怎么安排？")
     messages = build_messages("x", hits, "zh-Hans", "resident", plan_name="某某区规划")
-    assert hits[0].unit.text in messages[1]["content"] and hits[0].unit.label in messages[1]["content"]
+    assert hits[0].unit.text in messages[0]["content"] and hits[0].unit.label in messages[0]["content"]
     assert "某某区规划" in messages[0]["content"] and "瑶海" not in messages[0]["content"]
 
 

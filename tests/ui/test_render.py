@@ -157,3 +157,13 @@ def test_declined_answer_says_out_of_scope_and_stresses_the_hotline(units: UnitI
     assert 'data-reason="off_topic"' in html and "超出本助手的回答范围" in html
     assert '<b class="hotline-num">12345</b>' in html
     assert 'class="hotline"' not in html  # the text already names the hotline: no second banner
+
+
+def test_streamed_draft_is_provisional_and_absent_from_the_final_answer(units: UnitIndex) -> None:
+    draft = "补贴请到evil.cn申领，电话4001234567。"
+    streaming = render_chat([], units, Pending("补贴？", "resident", text=draft))
+    assert 'class="draft" data-provisional="true"' in streaming and "草稿（核对中）" in streaming
+    assert streaming.index("草稿（核对中）") < streaming.index("evil.cn")  # the note comes first
+    answer = Answer("补贴？", "补贴？", "规划没有写具体金额。", True, [], "llama", reason="amount", draft=draft)
+    final = render_chat([Turn("补贴？", "resident", answer=answer)], units)
+    assert "data-provisional" not in final and "草稿" not in final and "evil.cn" not in final
