@@ -159,7 +159,7 @@ class AnswerabilityJudge:
         if not self.documents:
             return None
         for title in _TITLED.findall(question):
-            if title not in self.plan_text:
+            if title not in self.plan_text and not self._names_this_plan(title):
                 return "other_document"
         for year in re.findall(r"((?:19|20)\d\d)\s*年", question):
             if f"{year}年" not in self.plan_text:
@@ -169,6 +169,13 @@ class AnswerabilityJudge:
         if any(place not in self.plan_text for place in _place_names(question)):
             return "other_place"
         return None
+
+    def _names_this_plan(self, title: str) -> bool:
+        """《瑶海区十四五规划建议》 and the like: the user's own name for this plan (most of its
+        character pairs are in the plan's titles), not another document."""
+        names = " ".join(f"{d.meta.title} {d.meta.short_title}" for d in self.documents)
+        pairs = {title[i : i + 2] for i in range(len(title) - 1)}
+        return bool(pairs) and sum(p in names for p in pairs) / len(pairs) >= 0.5
 
     def _strong(self, hit: Hit) -> bool:
         dense_ok = hit.dense_score is not None and hit.dense_score >= self.min_dense

@@ -113,6 +113,10 @@ class TestAnswerability:
         v = judge.run(q, [hit], hit.unit.sentences)
         assert (v.answerable, v.reason) == (False, reason)
 
+    def test_the_users_own_name_for_this_plan_is_not_another_document(self, judge: AnswerabilityJudge) -> None:
+        assert judge.unknown_to_plan("《瑶海区十四五规划建议》哪一条讲应急避难场所？") is None
+        assert judge.unknown_to_plan("《物业管理条例》怎么规定停车？") == "other_document"
+
     def test_places_and_years_the_plan_mentions_are_fine(self, judge: AnswerabilityJudge) -> None:
         hit = _hit(0.9, 12)
         assert judge.run("到2035年瑶海区养老服务要达到什么水平？", [hit], hit.unit.sentences).answerable
