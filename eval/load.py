@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import ipaddress
 import json
-import math
 import sys
 import threading
 import time
@@ -30,8 +29,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from assistant.evaluation.stats import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_QUESTIONS = ROOT / "eval" / "dev_questions.jsonl"
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def loopback_url(url: str) -> str:
@@ -87,21 +92,13 @@ class Level:
             "requests": len(lat) + len(self.errors),
             "errors": len(self.errors),
             "abstained": self.abstained,
-            "p50_s": _percentile(lat, 0.50),
-            "p95_s": _percentile(lat, 0.95),
+            "p50_s": _round(percentile(lat, 50)),
+            "p95_s": _round(percentile(lat, 95)),
             "max_s": round(lat[-1], 3) if lat else None,
             "throughput_rps": round(len(lat) / wall, 3),
             "wall_s": round(wall, 2),
             "error_samples": distinct,
         }
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (None without data)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return round(sorted_values[rank - 1], 3)
 
 
 def run_level(

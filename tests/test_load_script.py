@@ -51,10 +51,7 @@ def test_other_urls_are_refused(url: str) -> None:
         load.loopback_url(url)
 
 
-def test_percentiles_and_table() -> None:
-    values = sorted(float(i) for i in range(1, 101))
-    assert load._percentile(values, 0.5) == 50.0 and load._percentile(values, 0.95) == 95.0
-    assert load._percentile([], 0.5) is None
+def test_table_shows_empty_levels() -> None:
     row = {"clients": 4, "requests": 0, "errors": 0, "p50_s": None, "p95_s": None, "max_s": None, "throughput_rps": 0.0}
     assert "  4" in load.table([row])
 

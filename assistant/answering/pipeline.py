@@ -130,9 +130,11 @@ class Assistant:
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
             standalone = QueryTranslator(generator).run(standalone)
-        if standalone != simplified:  # what the rewrite carried in from the conversation is checked too
-            intent = self.guard.run(standalone, generator if not english else None, self.plan_text)
-            if intent.kind != "policy":
+        if standalone != simplified:
+            # What the rewrite carried in from the conversation is checked for instructions; an elliptical
+            # follow-up to an accepted question is not re-judged as a task.
+            intent = self.guard.run(standalone, None if english or not elliptical else generator, self.plan_text)
+            if intent.kind == "injection" or (intent.kind == "off_topic" and not elliptical):
                 refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
                 yield self._final(refusal, [], timer)
                 return

@@ -140,3 +140,11 @@ def test_end_to_end_with_fake_embedder(tmp_path: Path) -> None:
         assert 0.0 <= s["mrr"] <= 1.0
     # BM25 alone is a real baseline on this plan: far better than chance (5/52 units)
     assert result["modes"]["bm25"]["recall@5"] > 0.6
+
+
+def test_percentile_is_shared_and_handles_no_data() -> None:
+    from assistant.evaluation.stats import percentile
+
+    values = [float(i) for i in range(1, 101)]
+    assert percentile(values, 50) == pytest.approx(50.5) and percentile(values, 100) == 100.0
+    assert percentile([], 50) is None
