@@ -1,13 +1,11 @@
-"""File helpers shared by every stage: names, checksums, durable writes, JSONL."""
+"""File helpers shared by every stage: names, checksums, durable writes."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
-from typing import Any
 
 _BLOCK = 8 * 1024 * 1024
 
@@ -57,10 +55,3 @@ def replace_atomically(path: Path, data: bytes) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
