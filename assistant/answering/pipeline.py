@@ -55,7 +55,6 @@ class Assistant:
         self.guard = guard or QuestionGuard()
         self._judge = judge
         self.attacher = attacher or CitationAttacher()
-        self._composer: AnswerComposer | None = None
 
     # The resources, by name, for callers that search or browse.
     @property
@@ -87,11 +86,13 @@ class Assistant:
         gen = self.resources.generator
         return gen.name if gen is not None else "extractive"
 
-    @property
+    @cached_property
     def composer(self) -> AnswerComposer:
-        if self._composer is None:
-            self._composer = AnswerComposer(self.documents, self.resources.scorer, attacher=self.attacher)
-        return self._composer
+        return AnswerComposer(self.documents, self.resources.scorer, attacher=self.attacher)
+
+    @cached_property
+    def refusals(self) -> Refusals:
+        return Refusals(self.documents, self.composer)
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid") -> list[Hit]:
         query = validate_question(query, self.settings.max_question_chars)
@@ -113,7 +114,7 @@ class Assistant:
         turns = ChatTurn.parse_list(history, max_turns=MAX_HISTORY_TURNS, max_chars=self.settings.max_question_chars)
         language = detect_language(question)
         simplified = to_simplified(question)
-        refusals = Refusals(self.documents, self.composer)
+        refusals = self.refusals
 
         generator = self.resources.generator
         # An elliptical follow-up ("中医这块呢？") is classified once it is rewritten into a whole question.
