@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from assistant.answering.evidence import ScoredSentence, SentenceScorer
+from assistant.answering.evidence import ScoredSentence, SentenceScorer, asks_for_several
 from assistant.generation import Generator, Message
 from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
@@ -43,9 +43,11 @@ def excerpt(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     return out
 
 
-PROMPT_TEMPLATE_VERSION = "3"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
+PROMPT_TEMPLATE_VERSION = "4"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
 UNIT_MAX_CHARS = 3000  # the top unit is shown whole up to this (the plan's longest is ~1400 characters)
-SECONDARY_BUDGET = 240  # characters of other units' best sentences, in the uncached last message (~2 s here)
+# Other units' best sentences go in the uncached last message (~2 s per 100 characters here), so only
+# for a question that asks where, or in how many places, the plan says something.
+SECONDARY_BUDGET = 240
 SECONDARY_MIN_RATIO = 0.6  # another unit is quoted only if its best sentence scores this close to the top unit's
 
 
@@ -59,13 +61,18 @@ def system_prompt(plan_name: str = "") -> str:
     )
 
 
+# After the unit, so it is the last thing the model reads before the question; in the cached prefix.
+DEFAULT_STYLE = "回答要求：用通俗易懂的话，2到3句，直接说规划里有哪些相关的做法，尽量用原文的说法，不要复述问题。"
+ASK = "请根据上面的规划原文回答。"  # the few uncached words after every question
+
+
 def _style(language: str, mode: str) -> str:
+    """What differs from the default style (kept short: it is evaluated with every question)."""
     if language == "en":
-        return "Answer in English, 2-3 sentences, and quote the key original Chinese words in 「」."
-    ask = "请根据上面的规划原文回答这个问题："
+        return "Answer in English, 2-3 sentences, quoting the key original Chinese words in 「」."
     if mode == "hotline":
-        return ask + "用正式、准确的书面语，3句以内，直接说规划里的相关规定，尽量沿用原文表述，不要复述问题。"
-    return ask + "用通俗易懂的话，2到3句，直接说规划里有哪些相关的做法，尽量用原文的说法，不要复述问题。"
+        return "请根据上面的规划原文，用正式、准确的书面语回答。"
+    return ""
 
 
 def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
@@ -73,7 +80,7 @@ def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
     as the system message (a small model answers the question that follows directly, with no small
     talk). The generator saves the model's state after it and restores it for later questions."""
     source = f"规划原文：\n[{unit.label} {unit.title}] {unit.text[:UNIT_MAX_CHARS]}"
-    return [{"role": "system", "content": f"{system_prompt(plan_name)}\n\n{source}"}]
+    return [{"role": "system", "content": f"{system_prompt(plan_name)}\n\n{source}\n\n{DEFAULT_STYLE}"}]
 
 
 def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
@@ -94,10 +101,13 @@ def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     return "……".join(s.text for s in picked)
 
 
-def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None) -> list[Hit]:
-    """The units after the top one worth their (uncached) prompt tokens: with sentence scores, those whose
-    best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them."""
-    if len(shown) < 2 or not scored:
+def secondary_hits(question: str, shown: list[Hit], scored: list[ScoredSentence] | None) -> list[Hit]:
+    """The units after the top one worth their (uncached) prompt tokens: none unless the question asks
+    for several places; then, with sentence scores, those whose best sentence scores at least
+    SECONDARY_MIN_RATIO of the top unit's best; without, all of them."""
+    if len(shown) < 2 or not asks_for_several(question):
+        return []
+    if not scored:
         return shown[1:]
     best: dict[str, float] = {}
     for item in scored:
@@ -115,21 +125,22 @@ def build_messages(
     scored: list[ScoredSentence] | None = None,
     plan_name: str = "",
 ) -> list[Message]:
-    """[system: the rules + the top unit whole, user: other units' best sentences + the question + the
-    answer style]. Everything but the last message is the same for every question on the same top unit;
-    the question is only in the last one."""
+    """[system: the rules + the top unit whole, user: the question (+ other units' best sentences for a
+    question about several places, + a style that differs from the default)]. Everything but the last
+    message is the same for every question on the same top unit."""
     shown = prompt_hits(hits)
     if not shown:
         head: list[Message] = [{"role": "system", "content": system_prompt(plan_name)}]
     else:
         head = prefix_messages(shown[0].unit, plan_name)
     last = ""
-    secondary = secondary_hits(shown, scored)
+    secondary = secondary_hits(question, shown, scored)
     if secondary:
         per = SECONDARY_BUDGET // len(secondary)
         blocks = [f"[{h.unit.label} {h.unit.title}] {brief(h, per, scored or [])}" for h in secondary]
         last = "其他相关原文（节选）：\n" + "\n".join(blocks) + "\n\n"
-    last += f"问题：{question}\n{_style(language, mode)}"
+    style = _style(language, mode)
+    last += f"问题：{question}\n{style or ASK}"
     return [*head, {"role": "user", "content": last}]
 
 
