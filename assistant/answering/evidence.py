@@ -7,19 +7,17 @@ excerpts, the extractive answer and the "closest thing the plan says" line).
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import re
 import threading
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from assistant.files import replace_atomically
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
+from assistant.retrieval.vector_cache import cached_vectors
 from assistant.text import bm25_tokens, to_simplified
 
 log = logging.getLogger(__name__)
@@ -76,13 +74,9 @@ class SentenceScorer:
         texts = [s.text for _, sents in per_unit for s in sents]
         key = hashlib.sha256(("\x1f".join([self.embedder.model_id, *texts])).encode("utf-8")).hexdigest()
         shape = (len(texts), int(self.embedder.dim))
-        matrix = _load_cache(cache_file, key, shape) if cache_file is not None else None
-        embedded = 0
-        if matrix is None:
-            matrix = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32)
-            embedded = len(texts)
-            if cache_file is not None:
-                _save_cache(cache_file, key, matrix)
+        embedder = self.embedder
+        matrix, computed = cached_vectors(cache_file, key, shape, lambda: embedder.embed_passages(texts), "sentence-vector")
+        embedded = len(texts) if computed else 0
         row = 0
         with self._lock:
             for unit_id, sents in per_unit:
@@ -119,60 +113,17 @@ class SentenceScorer:
         return out
 
 
-# What a damaged .npz can raise on load: a truncated or empty zip (BadZipFile, EOFError),
-# an unreadable file (OSError), a bad array header (ValueError), a missing member (KeyError).
-_CACHE_ERRORS = (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError)
-
-
-def _load_cache(cache_file: Path, key: str, shape: tuple[int, int]) -> np.ndarray | None:
-    """The cached sentence vectors if ``cache_file`` holds exactly these (``key``, ``shape``), else None."""
-    try:
-        if not cache_file.is_file():
-            return None
-        data = np.load(cache_file, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):  # a bare .npy array, not our archive
-            raise ValueError("not an .npz archive")
-        with data:
-            if str(data["key"]) != key:
-                return None
-            matrix = np.asarray(data["vectors"], dtype=np.float32)
-    except _CACHE_ERRORS as exc:
-        log.warning(
-            "sentence-vector cache %s is unreadable (%s: %s); rebuilding it", cache_file, type(exc).__name__, exc
-        )
-        return None
-    if matrix.shape != shape or not np.all(np.isfinite(matrix)):
-        log.warning(
-            "sentence-vector cache %s does not fit (shape %s, expected %s); rebuilding it",
-            cache_file,
-            matrix.shape,
-            shape,
-        )
-        return None
-    return matrix
-
-
-def _save_cache(cache_file: Path, key: str, matrix: np.ndarray) -> None:
-    """Write the cache atomically and durably; a failure (read-only or full disk) is logged, never raised."""
-    buf = io.BytesIO()
-    np.savez(buf, key=np.array(key), vectors=matrix)
-    try:
-        replace_atomically(cache_file, buf.getvalue())
-    except OSError as exc:
-        log.warning(
-            "cannot write the sentence-vector cache %s (%s); keeping the vectors in memory, "
-            "the next start will compute them again",
-            cache_file,
-            exc.strerror or exc,
-        )
-
-
 # A question that asks where, or in how many places, the plan says something.
 _PLURAL = re.compile(
     r"分别|两处|几处|哪几处|几次|哪两条|哪几条|各自|前后|都提到|哪些地方|多处|过去.{0,16}(今后|接下来|以后|下一步)"
     r"|成绩.{0,16}(今后|接下来|以后|下一步)|both|each|where\s+else",
     re.IGNORECASE,
 )
+
+
+def asks_for_several(question: str) -> bool:
+    """The question asks where, or in how many places, the plan says something."""
+    return bool(_PLURAL.search(question))
 
 
 class MentionFinder:
@@ -209,7 +160,7 @@ class MentionFinder:
         return found
 
     def run(self, question: str) -> list[Sentence]:
-        if not _PLURAL.search(question):
+        if not asks_for_several(question):
             return []
         for phrase in self.phrases(question):
             units = [u for u in self.units if phrase in u.text]
