@@ -8,7 +8,8 @@ Decided from evidence, not from lists of districts or phrases:
   mentions, so nothing about it is written here;
 * **retrieval strength**: a best hit that is weak on both dense and BM25 scores
   is no answer;
-* later, the model's own "规划未提及" (see ``believes_model``).
+* after drafting, the model's own "规划未提及" (``believes_model``) and the
+  answer type in the quotes the answer actually cites (``unmet``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from assistant.models import Document, Hit, Sentence
+from assistant.models import Citation, Document, Hit, Sentence
 from assistant.text import referenced_articles, to_simplified
 
 # Answer types: what kind of thing the question wants, and what evidence of that kind looks like.
@@ -51,6 +52,9 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"(?!)",  # the plan never decides an individual's case
     ),
 }
+# Day-level times: a plan speaks in years, so a question about tonight or next week asks for real-time
+# information (counted only when the plan itself never uses the word).
+_DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|周末|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
 _NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,10}(数据|统计|一共有|总共有|实际完成|完成了多少|是多少)"
 # A place name: jieba's ``ns`` tag on a word that ends like a place, or a longer one (two-character tags are noisy).
 _PLACE_END = ("省", "市", "区", "县", "镇", "乡", "街道", "村", "路", "街", "大道", "公园", "广场")
@@ -64,6 +68,7 @@ _EXPLAIN = {
     "procedure": "具体办理流程、所需材料或办理地点",
     "personal": "个人能否申请、是否符合条件的认定",
     "after_adoption": "规划通过以后的实际情况或统计数据",
+    "real_time": "当天或近期的实时情况和具体安排",
     "other_place": "其他地方或规划未涉及的具体场所",
     "other_document": "该文件的内容",
     "article_missing": "该条文",
@@ -77,6 +82,7 @@ _EXPLAIN_EN = {
     "procedure": "application procedures, required documents or where to apply",
     "personal": "individual eligibility decisions",
     "after_adoption": "results or statistics after the plan was adopted",
+    "real_time": "day-to-day or real-time information",
     "other_place": "other places or specific sites the plan does not cover",
     "other_document": "that document",
     "article_missing": "that article",
@@ -166,6 +172,8 @@ class AnswerabilityJudge:
                 return "after_adoption" if int(year) > self.adopted_year else "weak_evidence"
         if re.search(_NOW, question):
             return "after_adoption"
+        if any(day not in self.plan_text for day in (m.group(0) for m in _DAYS.finditer(question))):
+            return "real_time"
         if any(place not in self.plan_text for place in _place_names(question)):
             return "other_place"
         return None
@@ -207,6 +215,16 @@ class AnswerabilityJudge:
         if not hits or not self._strong(hits[0]):
             return Verdict(False, "weak_evidence", self._closest(hits))
         return Verdict(True, lookup=lookup)
+
+    def unmet(self, question: str, verdict: Verdict, citations: Sequence[Citation], hits: list[Hit]) -> Verdict | None:
+        """Generate-then-verify: the quotes an answer cites must hold the answer type the question
+        wants (a date for "when", an amount for "how much"), or the plan did not answer it."""
+        wanted = self.answer_type(to_simplified(question))
+        if wanted is None or verdict.lookup or not citations:
+            return None
+        if self._types[wanted][1].search(" ".join(c.quote for c in citations)):
+            return None
+        return Verdict(False, wanted, self._closest(hits))
 
     def believes_model(self, verdict: Verdict, hits: list[Hit]) -> Verdict | None:
         """The model wrote "规划未提及": believed, except for a lookup, whose answer is the retrieved article."""

@@ -4,12 +4,16 @@ tries to change the assistant's rules, identity or output)? Declined requests
 never reach retrieval or generation, so instructions inside a question never
 change behaviour.
 
-With a language model the decision is a classification by the model (short,
-fixed instructions and examples that are not any evaluation question; its
-prefix is the same every time, so a cached backend evaluates only the new
-message). Without a model, and as a second opinion that costs nothing, a few
-structural cues catch the unmistakable forms: instructions aimed at the
-assistant itself, fake system notices, claimed new articles.
+Three opinions, cheapest first:
+1. a few structural cues catch the unmistakable forms (instructions aimed at the
+   assistant itself, fake system notices, claimed new articles);
+2. ``IntentClassifier`` (one query embedding against ~500 labelled generic
+   messages) decides when it is confident either way: most plan questions pass
+   here without a model call (~0.9 s each on two cores);
+3. otherwise the language model classifies (short, fixed instructions and
+   examples that are not any evaluation question; its prefix is the same every
+   time, so a cached backend evaluates only the new message). Without a model,
+   the classifier's likelier class decides.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import logging
 import re
 from dataclasses import dataclass
 
-from assistant.errors import GenerationError
+from assistant.answering.intent import IntentClassifier, IntentScores
+from assistant.errors import AssistantError, GenerationError
 from assistant.generation import Generator, Message
 from assistant.models import ChatTurn
 from assistant.text import referenced_articles, to_simplified
@@ -101,10 +106,16 @@ def classification_messages(question: str) -> list[Message]:
 class QuestionGuard:
     """Classify a question before retrieval: a policy question, an injection, or off-topic."""
 
-    def __init__(self, max_tokens: int = 2) -> None:
+    def __init__(self, max_tokens: int = 2, *, classifier: IntentClassifier | None = None, confident: float = 0.9) -> None:
+        """``confident``: the classifier alone decides when its probability of "question" is at least this,
+        or at most 1 - this (measured on held-out questions: no request passed, few questions sent on)."""
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
+        if not 0.5 <= confident < 1:
+            raise ValueError(f"confident must be in [0.5, 1), got {confident}")
         self.max_tokens = max_tokens
+        self.classifier = classifier
+        self.confident = confident
         self._cues = {kind: [re.compile(p, re.IGNORECASE) for p in ps] for kind, ps in _CUES.items()}
 
     def cues(self, question: str) -> Intent:
@@ -118,20 +129,45 @@ class QuestionGuard:
         return Intent("policy")
 
     def run(self, question: str, model: Generator | None = None, plan_text: str = "") -> Intent:
-        """``plan_text``: a task-like message that quotes the plan (a phrase of four or more
-        characters it uses verbatim, or an article number) is a question about the plan."""
+        """``plan_text``: a message the model or an unsure classifier calls a task, but which quotes the
+        plan (a phrase of four or more characters it uses verbatim, or an article number), is a question
+        about the plan."""
         intent = self.cues(question)
-        if intent.kind != "policy" or model is None:
+        if intent.kind != "policy":
             return intent
+        scores = self._scores(question)
+        if scores is not None:
+            if scores.question >= self.confident:
+                return Intent("policy", "examples")
+            if scores.question <= 1 - self.confident:
+                return Intent(scores.likeliest_refusal, "examples")
+        label = self._model_label(question, model) if model is not None else ""
+        if label:
+            kind = _LABELS.get(label, "policy")
+        elif scores is not None and scores.question < 0.5:
+            kind, label = scores.likeliest_refusal, "examples"
+        else:
+            return Intent("policy", label)
+        if kind == "off_topic" and quotes_plan(question, plan_text):
+            return Intent("policy", label)
+        return Intent(kind, label)
+
+    def _scores(self, question: str) -> IntentScores | None:
+        if self.classifier is None:
+            return None
+        try:
+            return self.classifier.run(question)
+        except AssistantError as exc:  # the model (or the cues alone) still decide
+            log.warning("intent examples unavailable: %s", exc)
+            return None
+
+    def _model_label(self, question: str, model: Generator) -> str:
         try:
             label = "".join(model.stream(classification_messages(question), max_tokens=self.max_tokens)).strip()
         except GenerationError as exc:  # the guard never blocks answering: the cues already ran
             log.warning("intent classification failed: %s", exc)
-            return intent
-        kind = _LABELS.get(label[:1].upper(), "policy")
-        if kind == "off_topic" and quotes_plan(question, plan_text):
-            return Intent("policy", label[:1])
-        return Intent(kind, label[:1])
+            return ""
+        return label[:1].upper() if label[:1].upper() in _LABELS else "A"
 
     def trusted(self, turns: list[ChatTurn]) -> list[ChatTurn]:
         """History is untrusted data: a user turn the cues decline is dropped with the reply to it."""

@@ -52,7 +52,7 @@ class Assistant:
     ) -> None:
         self.settings = settings
         self.resources = Resources(settings, embedder=embedder, generator=generator, progress=progress)
-        self.guard = guard or QuestionGuard()
+        self._guard = guard
         self._judge = judge
         self.attacher = attacher or CitationAttacher()
 
@@ -65,6 +65,12 @@ class Assistant:
         return self.resources.retriever(mode)
 
     @property
+    def guard(self) -> QuestionGuard:
+        if self._guard is None:  # labelled example messages decide most questions without a model call
+            self._guard = QuestionGuard(classifier=self.resources.intents)
+        return self._guard
+
+    @property
     def judge(self) -> AnswerabilityJudge:
         if self._judge is None:  # the plan itself says what it mentions and how many articles it has
             self._judge = AnswerabilityJudge(self.documents)
@@ -72,14 +78,6 @@ class Assistant:
 
     def warm_up(self) -> None:
         self.resources.warm_up()
-
-    @cached_property
-    def plan_text(self) -> str:
-        return "\n".join(d.source for d in self.documents)
-
-    @property
-    def plan_name(self) -> str:
-        return "、".join(d.meta.name for d in self.documents)
 
     @property
     def backend_name(self) -> str:
@@ -104,8 +102,7 @@ class Assistant:
         return answer
 
     def stream(self, question: str, history: History = None, mode: str | None = None) -> Iterator[StreamEvent]:
-        """Yield status, the cited excerpts (as soon as retrieval finishes), the
-        draft piece by piece, then the final Answer."""
+        """Yield status, the cited excerpts, the draft piece by piece, then the final Answer."""
         timer = Timer()
         mode = mode or self.settings.mode
         if mode not in MODES:
@@ -119,7 +116,7 @@ class Assistant:
         generator = self.resources.generator
         # An elliptical follow-up ("中医这块呢？") is classified once it is rewritten into a whole question.
         elliptical = bool(turns) and needs_context(simplified)
-        intent = self.guard.run(simplified, None if elliptical else generator, self.plan_text)
+        intent = self.guard.cues(simplified) if elliptical else self.guard.run(simplified, generator, self.resources.plan_text)
         if intent.kind != "policy":
             answer = refusals.declined(Query(question, question, language, mode), intent.kind)
             yield self._final(answer, [], timer)
@@ -134,7 +131,10 @@ class Assistant:
         if standalone != simplified:
             # What the rewrite carried in from the conversation is checked for instructions; an elliptical
             # follow-up to an accepted question is not re-judged as a task.
-            intent = self.guard.run(standalone, None if english or not elliptical else generator, self.plan_text)
+            if elliptical and not english:
+                intent = self.guard.run(standalone, generator, self.resources.plan_text)
+            else:
+                intent = self.guard.cues(standalone)
             if intent.kind == "injection" or (intent.kind == "off_topic" and not elliptical):
                 refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
                 yield self._final(refusal, [], timer)
@@ -172,7 +172,7 @@ class Assistant:
         if generator is not None:
             try:
                 draft_parts: list[str] = []
-                drafter = Drafter(generator, self.resources.scorer, self.settings.max_answer_tokens, plan_name=self.plan_name)
+                drafter = Drafter(generator, self.resources.scorer, self.settings.max_answer_tokens, plan_name=self.resources.plan_name)
                 for piece in drafter.run(query, hits):
                     timer.first("first_token_ms")
                     draft_parts.append(piece)
@@ -196,18 +196,19 @@ class Assistant:
     def _from_draft(
         self, draft: str, query: Query, hits: list[Hit], verdict: Verdict, refusals: Refusals, backend: str, warnings: list[str]
     ) -> Answer:
-        if says_not_in_plan(draft.strip()):
-            # The model read the text and found no answer: that is evidence of silence
-            # (a lookup is still answered by retrieval).
-            weak = self.judge.believes_model(verdict, hits)
-            if weak is not None:
-                refusal = refusals.not_in_plan(query, weak, hits)
-                refusal.draft = draft
-                return refusal
-        answer = self.composer.from_draft(draft, query, hits, backend, lead_with_top=verdict.lookup)
-        if answer is None:
-            warnings.append("模型的回答无法与规划原文逐句核对，已改用原文摘录回答。")
+        # The model read the text and found no answer: evidence of silence (a lookup is answered by retrieval).
+        silent = self.judge.believes_model(verdict, hits) if says_not_in_plan(draft.strip()) else None
+        answer = None if silent else self.composer.from_draft(draft, query, hits, backend, lead_with_top=verdict.lookup)
+        unverified = silent is None and answer is None
+        if unverified:
             answer = self.composer.extractive(query, hits)
+        if answer is not None:  # what the answer cites must be what was asked (a date for "when", …)
+            silent = self.judge.unmet(f"{query.standalone} {query.english}", verdict, answer.citations, hits)
+        if silent is not None:
+            answer = refusals.not_in_plan(query, silent, hits)
+        elif unverified:
+            warnings.append("模型的回答无法与规划原文逐句核对，已改用原文摘录回答。")
+        assert answer is not None
         answer.draft = draft
         return answer
 

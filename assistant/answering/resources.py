@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from assistant.answering.evidence import SentenceScorer
+from assistant.answering.intent import IntentClassifier
 from assistant.config import Settings
 from assistant.errors import AssistantError
 from assistant.files import slug
@@ -45,6 +46,8 @@ class Resources:
         self._documents: list[Document] | None = None
         self._retrievers: dict[str, Retriever] = {}
         self._scorer: SentenceScorer | None = None
+        self._intents: IntentClassifier | None = None
+        self._plan_text: str | None = None
         self._lock = threading.RLock()
         self._warmup: tuple[int, int] | None = None  # (units done, units) while the background warm-up runs
         self._warmup_thread: threading.Thread | None = None
@@ -64,6 +67,13 @@ class Resources:
             return self._scorer
 
     @property
+    def intents(self) -> IntentClassifier:
+        with self._lock:
+            if self._intents is None:
+                self._intents = IntentClassifier(self.embedder, cache_dir=self.settings.cache_dir)
+            return self._intents
+
+    @property
     def documents(self) -> list[Document]:
         with self._lock:
             if self._documents is None:
@@ -71,6 +81,17 @@ class Resources:
 
                 self._documents = load_corpus(self.settings.corpus_dir)
             return self._documents
+
+    @property
+    def plan_text(self) -> str:
+        with self._lock:
+            if self._plan_text is None:
+                self._plan_text = "\n".join(d.source for d in self.documents)
+            return self._plan_text
+
+    @property
+    def plan_name(self) -> str:
+        return "、".join(d.meta.name for d in self.documents)
 
     def retriever(self, mode: str | None = None) -> Retriever:
         """The retriever for a mode (hybrid/dense/bm25); the index is built or loaded once."""
@@ -115,6 +136,11 @@ class Resources:
         self.retriever()
         self.progress("准备句子级证据…")
         self.scorer.precompute(units, self.settings.cache_dir / f"sentences-{slug(self.embedder.model_id)}.npz")
+        self.progress("准备问题分类…")
+        try:
+            self.intents.load()
+        except AssistantError as exc:  # the guard falls back to the model and its cues
+            log.warning("intent examples unavailable: %s", exc)
         generator = self.generator
         if generator is not None:
             self.progress("加载语言模型…")

@@ -1,10 +1,12 @@
+import re
+
 import pytest
 
 from assistant.answering.answerability import AnswerabilityJudge
 from assistant.answering.guard import QuestionGuard
 from assistant.errors import InvalidInputError
 from assistant.ingest.corpus import load_corpus
-from assistant.models import Hit, Unit
+from assistant.models import Citation, Hit, Unit
 from assistant.text import chinese_to_int, referenced_articles, validate_question
 
 from conftest import CORPUS_DIR
@@ -106,12 +108,32 @@ class TestAnswerability:
             ("《物业管理条例》对停车位怎么规定？", "other_document"),
             ("负责养老工作的副区长是谁？", "person"),
             ("我家孩子能不能申请这个入学补贴？", "personal"),
+            ("明天去办事大厅要排队吗？", "real_time"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
         hit = _hit(0.9, 12)
         v = judge.run(q, [hit], hit.unit.sentences)
         assert (v.answerable, v.reason) == (False, reason)
+
+    def test_a_weather_question_about_the_plan_is_not_real_time(self, judge: AnswerabilityJudge) -> None:
+        assert judge.unknown_to_plan("规划对重污染天气有什么应对措施？") is None
+        assert judge.unknown_to_plan("明天合肥会下雨吗？") == "real_time"
+
+    def test_the_cited_quotes_must_hold_what_was_asked(self, judge: AnswerabilityJudge) -> None:
+        """Generate-then-verify: an answer to "when" whose quotes hold no date did not answer it."""
+        hit = _hit(0.9, 12)
+        unit = hit.unit
+        undated = Citation.of(unit.sentences[0])
+        question = "地铁什么时候开通？"
+        verdict = judge.run(question, [hit], [])  # the judge alone lets it through (no answer type in sight)
+        gap = judge.unmet(question, verdict, [undated], [hit])
+        assert gap is not None and gap.reason == "schedule"
+        dated = [s for d in judge.documents for u in d.units for s in u.sentences if re.search(r"二〇[一二三]\S年", s.text)]
+        assert judge.unmet(question, verdict, [Citation.of(dated[0])], [hit]) is None
+        assert judge.unmet("养老服务怎么安排？", verdict, [undated], [hit]) is None  # no answer type asked
+        lookup = judge.run("规定地铁开通时间的是哪一条？", [hit], [])
+        assert judge.unmet("规定地铁开通时间的是哪一条？", lookup, [undated], [hit]) is None
 
     def test_the_users_own_name_for_this_plan_is_not_another_document(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("《瑶海区十四五规划建议》哪一条讲应急避难场所？") is None

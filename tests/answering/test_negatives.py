@@ -4,14 +4,19 @@ None of these is an evaluation question; none of the rules they exercise names o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from assistant.answering.answerability import AnswerabilityJudge, Verdict
+from assistant.answering.guard import QuestionGuard
 from assistant.answering.pipeline import Assistant
 from assistant.config import load_settings
+from assistant.ingest.corpus import load_corpus
+from assistant.models import Hit, Sentence
 
-from conftest import FakeEmbedder, ScriptedGenerator
+from conftest import CORPUS_DIR, FakeEmbedder, ScriptedGenerator
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +80,9 @@ def test_questions_the_plan_is_silent_on_are_declined_with_12345(assistant: Assi
 def test_the_models_classification_declines_what_no_cue_catches(tmp_path: Path) -> None:
     settings = load_settings(None, env={}, index_dir=tmp_path, backend="llama")
     for label, reason in (("B", "off_topic"), ("C", "injection")):
-        answer = Assistant(settings, embedder=FakeEmbedder(), generator=ScriptedGenerator(label)).ask(
-            "明年哪几只股票会涨？"
-        )
+        # No example classifier: the model's label alone decides.
+        assistant = Assistant(settings, embedder=FakeEmbedder(), generator=ScriptedGenerator(label), guard=QuestionGuard())
+        answer = assistant.ask("明年哪几只股票会涨？")
         assert answer.abstained and answer.reason == reason
 
 
@@ -89,3 +94,27 @@ def test_a_declined_turn_never_reaches_the_rewrite(assistant: Assistant) -> None
     answer = assistant.ask("那这个呢？", history=history)
     assert "4001234567" not in answer.standalone_question
     assert "4001234567" not in answer.text
+
+
+class LetThrough(AnswerabilityJudge):
+    def run(self, question: str, hits: list[Hit], evidence: Sequence[Sentence] = ()) -> Verdict:
+        return Verdict(True)
+
+
+def test_an_answer_whose_quotes_miss_what_was_asked_is_declined(tmp_path: Path) -> None:
+    """Generate-then-verify: the draft quotes the plan correctly, but nothing it cites says *when*."""
+    settings = load_settings(None, env={}, index_dir=tmp_path, backend="llama")
+    rail = "有力保障轨道交通、合安铁路等重大项目建设。"  # the plan's words, with no date
+    # A judge that lets every question through to the model before drafting: the check on what the
+    # answer cites is what declines it.
+    lenient = LetThrough(load_corpus(CORPUS_DIR))
+    for question, declined in (("规划里地铁什么时候开通？", True), ("规划里的轨道交通建设有哪些安排？", False)):
+        model = ScriptedGenerator(f"规划提出：{rail}")
+        assistant = Assistant(settings, embedder=FakeEmbedder(), generator=model, guard=QuestionGuard(), judge=lenient)
+        answer = assistant.ask(question)
+        assert any(call[-1]["content"].startswith("问题：") for call in model.calls), "the model drafted an answer"
+        assert answer.abstained is declined
+        if declined:
+            assert answer.reason == "schedule" and "12345" in answer.text
+        else:
+            assert rail in {c.quote for c in answer.citations}

@@ -23,6 +23,7 @@ from conftest import CORPUS_DIR, FakeEmbedder
 gr = pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 
+from assistant.answering.guard import QuestionGuard  # noqa: E402
 from assistant.config import Settings  # noqa: E402
 from assistant.errors import ConfigError, GenerationError, InvalidInputError  # noqa: E402
 from assistant.feedback import FeedbackStore  # noqa: E402
@@ -281,7 +282,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         host="127.0.0.1",
         port=_free_port(),
     )
-    assistant = Assistant(settings, embedder=FakeEmbedder())
+    # The fake embedder's n-grams are no basis for intent examples: the UI tests pin the cue-only guard.
+    assistant = Assistant(settings, embedder=FakeEmbedder(), guard=QuestionGuard())
     assistant.warm_up()
     app = build_app(assistant, settings)
     _, url, _ = launch(app, settings, prevent_thread_lock=True, quiet=True)
