@@ -7,7 +7,7 @@ change behaviour.
 Three opinions, cheapest first:
 1. a few structural cues catch the unmistakable forms (instructions aimed at the
    assistant itself, fake system notices, claimed new articles);
-2. ``IntentClassifier`` (one query embedding against ~500 labelled generic
+2. ``IntentClassifier`` (one query embedding against ~490 labelled generic
    messages) decides when it is confident either way: most plan questions pass
    here without a model call (~0.9 s each on two cores);
 3. otherwise the language model classifies (short, fixed instructions and
@@ -106,16 +106,28 @@ def classification_messages(question: str) -> list[Message]:
 class QuestionGuard:
     """Classify a question before retrieval: a policy question, an injection, or off-topic."""
 
-    def __init__(self, max_tokens: int = 2, *, classifier: IntentClassifier | None = None, confident: float = 0.9) -> None:
-        """``confident``: the classifier alone decides when its probability of "question" is at least this,
-        or at most 1 - this (measured on held-out questions: no request passed, few questions sent on)."""
+    def __init__(
+        self,
+        max_tokens: int = 2,
+        *,
+        classifier: IntentClassifier | None = None,
+        accept_at: float = 0.9,
+        decline_at: float = 0.02,
+    ) -> None:
+        """The classifier alone decides when its probability of "question" is at least ``accept_at`` or at
+        most ``decline_at``; in between, the model does. Declining a resident's real question costs more
+        than a model call, so the decline side is the stricter one (held-out tune half: every request
+        sits below 0.02 or goes to the model; the lowest real question scores 0.05)."""
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
-        if not 0.5 <= confident < 1:
-            raise ValueError(f"confident must be in [0.5, 1), got {confident}")
+        if not 0.5 <= accept_at <= 1:
+            raise ValueError(f"accept_at must be in [0.5, 1], got {accept_at}")
+        if not 0 <= decline_at < 0.5:
+            raise ValueError(f"decline_at must be in [0, 0.5), got {decline_at}")
         self.max_tokens = max_tokens
         self.classifier = classifier
-        self.confident = confident
+        self.accept_at = accept_at
+        self.decline_at = decline_at
         self._cues = {kind: [re.compile(p, re.IGNORECASE) for p in ps] for kind, ps in _CUES.items()}
 
     def cues(self, question: str) -> Intent:
@@ -137,9 +149,9 @@ class QuestionGuard:
             return intent
         scores = self._scores(question)
         if scores is not None:
-            if scores.question >= self.confident:
+            if scores.question >= self.accept_at:
                 return Intent("policy", "examples")
-            if scores.question <= 1 - self.confident:
+            if scores.question <= self.decline_at:
                 return Intent(scores.likeliest_refusal, "examples")
         label = self._model_label(question, model) if model is not None else ""
         if label:

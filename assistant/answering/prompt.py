@@ -65,7 +65,7 @@ def system_prompt(plan_name: str = "") -> str:
 
 # After the unit, so it is the last thing the model reads before the question; in the cached prefix.
 DEFAULT_STYLE = "回答要求：用通俗易懂的话，2到3句，直接说规划里有哪些相关的做法，尽量用原文的说法，不要复述问题。"
-ASK = "请根据上面的规划原文回答。"  # the few uncached words after every question
+ASK = "请根据上面的规划原文，直接说规划里有哪些相关的做法。"  # the few uncached words after every question
 
 
 def _style(language: str, mode: str) -> str:

@@ -108,8 +108,8 @@ def test_a_confident_question_skips_the_model() -> None:
 
 def test_a_confident_request_is_declined_without_the_model() -> None:
     model = ScriptedGenerator("A")
-    assert QuestionGuard(classifier=StubScores(0.05, task=0.9)).run("来一段", model).kind == "off_topic"
-    assert QuestionGuard(classifier=StubScores(0.05, task=0.01)).run("来一段", model).kind == "injection"
+    assert QuestionGuard(classifier=StubScores(0.01, task=0.9)).run("来一段", model).kind == "off_topic"
+    assert QuestionGuard(classifier=StubScores(0.01, task=0.01)).run("来一段", model).kind == "injection"
     assert model.calls == []
 
 
@@ -137,11 +137,21 @@ def test_cues_come_first_and_a_broken_classifier_falls_back_to_the_model(tmp_pat
     assert len(model.calls) == 1
 
 
-def test_guard_validates_its_threshold() -> None:
-    with pytest.raises(ValueError, match="confident"):
-        QuestionGuard(confident=1.0)
-    with pytest.raises(ValueError, match="confident"):
-        QuestionGuard(confident=0.3)
+def test_a_real_question_the_classifier_doubts_goes_to_the_model() -> None:
+    """Below accept_at but above decline_at: the model decides (a resident's question is not declined on
+    the classifier's word unless it is all but certain)."""
+    model = ScriptedGenerator("A")
+    assert QuestionGuard(classifier=StubScores(0.05, task=0.9)).run("墓地太贵了", model).kind == "policy"
+    assert len(model.calls) == 1
+
+
+def test_guard_validates_its_thresholds() -> None:
+    with pytest.raises(ValueError, match="accept_at"):
+        QuestionGuard(accept_at=1.5)
+    with pytest.raises(ValueError, match="accept_at"):
+        QuestionGuard(accept_at=0.3)
+    with pytest.raises(ValueError, match="decline_at"):
+        QuestionGuard(decline_at=0.5)
 
 
 @pytest.mark.slow
