@@ -101,6 +101,7 @@ class Verdict:
     reason: str | None = None  # one of the _EXPLAIN keys when not answerable
     closest: Hit | None = None  # what the plan does say that comes closest
     lookup: bool = False  # "which article…": retrieval itself is the answer
+    wanted: str | None = None  # the answer type the question asks for, checked again in what the answer cites
 
 
 _LOOKUP = re.compile(r"哪一?条|第几条|出自|哪个条款|which\s+article|what\s+article", re.IGNORECASE)
@@ -214,12 +215,12 @@ class AnswerabilityJudge:
                 return Verdict(False, wanted, self._closest(hits))
         if not hits or not self._strong(hits[0]):
             return Verdict(False, "weak_evidence", self._closest(hits))
-        return Verdict(True, lookup=lookup)
+        return Verdict(True, lookup=lookup, wanted=wanted)
 
-    def unmet(self, question: str, verdict: Verdict, citations: Sequence[Citation], hits: list[Hit]) -> Verdict | None:
+    def unmet(self, verdict: Verdict, citations: Sequence[Citation], hits: list[Hit]) -> Verdict | None:
         """Generate-then-verify: the quotes an answer cites must hold the answer type the question
         wants (a date for "when", an amount for "how much"), or the plan did not answer it."""
-        wanted = self.answer_type(to_simplified(question))
+        wanted = verdict.wanted
         if wanted is None or verdict.lookup or not citations:
             return None
         if self._types[wanted][1].search(" ".join(c.quote for c in citations)):

@@ -203,7 +203,7 @@ class Assistant:
         if unverified:
             answer = self.composer.extractive(query, hits)
         if answer is not None:  # what the answer cites must be what was asked (a date for "when", …)
-            silent = self.judge.unmet(f"{query.standalone} {query.english}", verdict, answer.citations, hits)
+            silent = self.judge.unmet(verdict, answer.citations, hits)
         if silent is not None:
             answer = refusals.not_in_plan(query, silent, hits)
         elif unverified:

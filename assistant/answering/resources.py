@@ -15,7 +15,7 @@ from assistant.errors import AssistantError
 from assistant.files import slug
 from assistant.generation import Generator, create_generator
 from assistant.models import Document
-from assistant.retrieval.embedders import Embedder, create_embedder
+from assistant.retrieval.embedders import Embedder, RecentQueries, create_embedder
 from assistant.retrieval.retriever import Retriever
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ class Resources:
         with self._lock:
             if self._embedder is None:
                 self._embedder = create_embedder(self.settings)
+            if not isinstance(self._embedder, RecentQueries):
+                self._embedder = RecentQueries(self._embedder)
             return self._embedder
 
     @property

@@ -126,14 +126,15 @@ class TestAnswerability:
         unit = hit.unit
         undated = Citation.of(unit.sentences[0])
         question = "地铁什么时候开通？"
-        verdict = judge.run(question, [hit], [])  # the judge alone lets it through (no answer type in sight)
-        gap = judge.unmet(question, verdict, [undated], [hit])
-        assert gap is not None and gap.reason == "schedule"
         dated = [s for d in judge.documents for u in d.units for s in u.sentences if re.search(r"二〇[一二三]\S年", s.text)]
-        assert judge.unmet(question, verdict, [Citation.of(dated[0])], [hit]) is None
-        assert judge.unmet("养老服务怎么安排？", verdict, [undated], [hit]) is None  # no answer type asked
+        verdict = judge.run(question, [hit], [dated[0]])  # a date is in sight, so the judge lets it through
+        assert verdict.answerable and verdict.wanted == "schedule"
+        gap = judge.unmet(verdict, [undated], [hit])
+        assert gap is not None and gap.reason == "schedule"
+        assert judge.unmet(verdict, [Citation.of(dated[0])], [hit]) is None
+        assert judge.unmet(judge.run("养老服务怎么安排？", [hit], []), [undated], [hit]) is None  # no answer type asked
         lookup = judge.run("规定地铁开通时间的是哪一条？", [hit], [])
-        assert judge.unmet("规定地铁开通时间的是哪一条？", lookup, [undated], [hit]) is None
+        assert judge.unmet(lookup, [undated], [hit]) is None
 
     def test_the_users_own_name_for_this_plan_is_not_another_document(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("《瑶海区十四五规划建议》哪一条讲应急避难场所？") is None

@@ -98,7 +98,7 @@ def test_a_declined_turn_never_reaches_the_rewrite(assistant: Assistant) -> None
 
 class LetThrough(AnswerabilityJudge):
     def run(self, question: str, hits: list[Hit], evidence: Sequence[Sentence] = ()) -> Verdict:
-        return Verdict(True)
+        return Verdict(True, wanted=self.answer_type(question))
 
 
 def test_an_answer_whose_quotes_miss_what_was_asked_is_declined(tmp_path: Path) -> None:

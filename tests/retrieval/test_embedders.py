@@ -148,3 +148,23 @@ def test_m3e_small_real_model() -> None:
     seen: list[tuple[int, int]] = []
     e.embed_passages(TEXTS, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(2, 3), (3, 3)]
+
+
+def test_recent_queries_are_embedded_once() -> None:
+    from assistant.retrieval.embedders import RecentQueries
+
+    from conftest import FakeEmbedder
+
+    inner = FakeEmbedder()
+    memo = RecentQueries(inner, size=2)
+    first = memo.embed_queries(["老旧小区改造"])
+    again = memo.embed_queries(["老旧小区改造"])
+    assert inner.calls == 1 and np.array_equal(first, again)
+    assert np.array_equal(memo.embed_queries(["老旧小区改造", "养老"]), inner.embed_queries(["老旧小区改造", "养老"]))
+    memo.embed_queries(["托育"])  # size 2: the oldest is forgotten
+    calls = inner.calls
+    memo.embed_queries(["老旧小区改造"])
+    assert inner.calls == calls + 1
+    memo.embed_queries([str(i) for i in range(10)])  # a large batch goes straight through, remembered nowhere
+    assert memo.model_id == inner.model_id and memo.dim == inner.dim
+    assert memo.embed_queries([]).shape == (0, inner.dim)
