@@ -37,8 +37,9 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     ),
     "person": (r"是谁|叫什么名字|姓什么|哪位(领导|官员)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
     "site": (
-        r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|which\s+(school|hospital|clinic|park)",
-        r"[\u4e00-\u9fff]{2,10}(学校|小学|中学|幼儿园|医院|公园)",
+        r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|哪一?条(线|路|街|地铁|公交)"
+        r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
+        r"[\u4e00-\u9fff]{2,10}(学校|小学|中学|幼儿园|医院|公园)",  # narrowed to the kind asked (_SITE_KINDS)
     ),
     "procedure": (
         r"(怎么|如何|怎样|去哪|到哪|哪里)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|(准备|需要|提交)(哪些|什么)?材料"
@@ -46,12 +47,37 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"|how\s+(do|can|to)\s+(i\s+)?(apply|register)",
         r"(?!)",  # plans set directions; procedures live in implementing rules
     ),
+    "forecast": (
+        r"涨还是跌|跌还是涨|会不会(涨|跌|降价|涨价)|(房价|股价|价格|行情).{0,8}(走势|会涨|会跌|涨不涨|预测)"
+        r"|(适合|值得|该不该|要不要|能不能)(买房|买入|投资|入手)|买哪(只|支|个)|推荐.{0,4}(股票|基金|楼盘)"
+        r"|\bwill\s+.{0,30}\b(rise|fall|go\s+up|go\s+down)\b|\bshould\s+i\s+(buy|invest)",
+        r"(?!)",  # a plan sets policy; it does not forecast markets or advise a purchase
+    ),
     "personal": (
         r"我(家|们家|孩子|爸|妈)?.{0,4}(能不能|能否|可不可以|可以不可以|符合|够不够|有没有资格|算不算).{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|条件)"
         r"|我.{0,6}哪年(可以)?退休|\bcan\s+i\b|\bam\s+i\s+eligible",
         r"(?!)",  # the plan never decides an individual's case
     ),
 }
+# "Which hospital…" is answered only by a named hospital: a named school does not answer it.
+_SITE_KINDS = {
+    "school": (r"学校|小学|中学|学|幼儿园|school|kindergarten", r"学校|小学|中学|校区|幼儿园"),
+    "hospital": (r"医院|诊所|卫生|hospital|clinic", r"医院|卫生服务中心|卫生院|诊所"),
+    "park": (r"公园|广场|park", r"公园|广场"),
+    "line": (r"线|路|街|地铁|公交|line|route|bus|metro|subway", r"\d+\s*号线|[\u4e00-\u9fff]{2,8}(路|街|大道)"),
+}
+_SITE_ASKED = re.compile(r"(?:哪所|哪家|哪个|哪一家|哪一所|哪一?条|which\s+)(\S{0,8})", re.IGNORECASE)
+
+
+def site_evidence(question: str) -> str:
+    """The evidence pattern for "which school / hospital / park": a name ending in the kind asked."""
+    asked = _SITE_ASKED.search(question)
+    for kind_words, ends in _SITE_KINDS.values():
+        if asked and re.search(kind_words, asked.group(1), re.IGNORECASE):
+            return rf"[\u4e00-\u9fff]{{2,10}}({ends})"
+    return _ANSWER_TYPES["site"][1]
+
+
 # Day-level times: a plan speaks in years, so a question about tonight or next week asks for real-time
 # information (counted only when the plan itself never uses the word).
 _DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|周末|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
@@ -64,8 +90,9 @@ _EXPLAIN = {
     "amount": "具体金额、收费或发放标准",
     "schedule": "具体时间安排",
     "person": "具体人员或职务人选",
-    "site": "具体是哪一所学校、医院或场所",
+    "site": "具体是哪一所学校、医院、场所或哪条线路",
     "procedure": "具体办理流程、所需材料或办理地点",
+    "forecast": "价格走势预测或个人买卖、投资建议",
     "personal": "个人能否申请、是否符合条件的认定",
     "after_adoption": "规划通过以后的实际情况或统计数据",
     "real_time": "当天或近期的实时情况和具体安排",
@@ -78,8 +105,9 @@ _EXPLAIN_EN = {
     "amount": "specific amounts, fees or payment standards",
     "schedule": "specific dates or schedules",
     "person": "who holds an office",
-    "site": "which particular school, hospital or site",
+    "site": "which particular school, hospital, site or route",
     "procedure": "application procedures, required documents or where to apply",
+    "forecast": "market forecasts or advice on buying and investing",
     "personal": "individual eligibility decisions",
     "after_adoption": "results or statistics after the plan was adopted",
     "real_time": "day-to-day or real-time information",
@@ -102,9 +130,11 @@ class Verdict:
     closest: Hit | None = None  # what the plan does say that comes closest
     lookup: bool = False  # "which article…": retrieval itself is the answer
     wanted: str | None = None  # the answer type the question asks for, checked again in what the answer cites
+    evidence: str | None = None  # the pattern that evidence of ``wanted`` matches (for a site: of the kind asked)
 
 
-_LOOKUP = re.compile(r"哪一?条|第几条|出自|哪个条款|which\s+article|what\s+article", re.IGNORECASE)
+# "哪条" counts articles, but also lines and roads ("哪条线", "哪条路"): those are not lookups.
+_LOOKUP = re.compile(r"哪一?条(?!线|路|街|河|道|地铁|公交|轨道|铁路)|第几条|出自|哪个条款|which\s+article|what\s+article", re.IGNORECASE)
 
 
 class AnswerabilityJudge:
@@ -156,10 +186,15 @@ class AnswerabilityJudge:
     # ------------------------------------------------------------ signals
 
     def answer_type(self, question: str) -> str | None:
-        for key, (asks, _) in self._types.items():
-            if asks.search(question):
-                return key
-        return None
+        asked = self.answer_types(question)
+        return asked[0] if asked else None
+
+    def answer_types(self, question: str) -> list[str]:
+        """Every kind of thing the question asks for ("哪条线…什么时候开通": a route and a date)."""
+        return [key for key, (asks, _) in self._types.items() if asks.search(question)]
+
+    def evidence_pattern(self, wanted: str, question: str) -> str:
+        return site_evidence(question) if wanted == "site" else self._types[wanted][1].pattern
 
     def unknown_to_plan(self, question: str) -> str | None:
         """Something the question names that the plan never mentions: a place, a titled document, a year."""
@@ -208,14 +243,16 @@ class AnswerabilityJudge:
         unknown = self.unknown_to_plan(question)
         if unknown is not None:
             return Verdict(False, unknown, self._closest(hits))
-        wanted = self.answer_type(question)
-        if wanted is not None and not lookup:
-            shown = " ".join(s.text for s in list(evidence)[: self.evidence_sentences])
-            if not self._types[wanted][1].search(shown):
+        asked = [] if lookup else self.answer_types(question)
+        shown = " ".join(s.text for s in list(evidence)[: self.evidence_sentences])
+        for wanted in asked:
+            if not re.search(self.evidence_pattern(wanted, question), shown):
                 return Verdict(False, wanted, self._closest(hits))
         if not hits or not self._strong(hits[0]):
             return Verdict(False, "weak_evidence", self._closest(hits))
-        return Verdict(True, lookup=lookup, wanted=wanted)
+        wanted = asked[0] if asked else None
+        pattern = self.evidence_pattern(wanted, question) if wanted else None
+        return Verdict(True, lookup=lookup, wanted=wanted, evidence=pattern)
 
     def unmet(self, verdict: Verdict, citations: Sequence[Citation], hits: list[Hit]) -> Verdict | None:
         """Generate-then-verify: the quotes an answer cites must hold the answer type the question
@@ -223,7 +260,8 @@ class AnswerabilityJudge:
         wanted = verdict.wanted
         if wanted is None or verdict.lookup or not citations:
             return None
-        if self._types[wanted][1].search(" ".join(c.quote for c in citations)):
+        pattern = verdict.evidence or self._types[wanted][1].pattern
+        if re.search(pattern, " ".join(c.quote for c in citations)):
             return None
         return Verdict(False, wanted, self._closest(hits))
 

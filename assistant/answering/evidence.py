@@ -18,7 +18,7 @@ import numpy as np
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.vector_cache import cached_vectors
-from assistant.text import bm25_tokens, to_simplified
+from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +162,27 @@ class MentionFinder:
     def run(self, question: str) -> list[Sentence]:
         if not asks_for_several(question):
             return []
+        question = to_simplified(question)
         for phrase in self.phrases(question):
-            units = [u for u in self.units if phrase in u.text]
-            if 2 <= len(units) <= self.max_units:
-                return [next(s for s in u.sentences if phrase in s.text) for u in units if any(phrase in s.text for s in u.sentences)]
+            found = [s for s in (self._first(u, phrase, []) for u in self.units) if s is not None]
+            if len(found) > self.max_units:
+                # A common phrase ("养老机构的安全…在哪几处"): the places where a sentence holds it together
+                # with another of the question's words that is not itself everywhere in the plan.
+                others = self._topic_words(question, phrase)
+                found = [s for s in (self._first(f.unit, phrase, others) for f in found) if s is not None]
+            if 2 <= len(found) <= self.max_units:
+                return found
         return []
+
+    @staticmethod
+    def _first(unit: Unit, phrase: str, others: list[str]) -> Sentence | None:
+        """The unit's first sentence with ``phrase`` (and, if given, one of ``others``)."""
+        for s in unit.sentences:
+            if phrase in s.text and (not others or any(w in s.text for w in others)):
+                return s
+        return None
+
+    def _topic_words(self, question: str, phrase: str) -> list[str]:
+        words = {t for t in search_terms(question) if not t.startswith(CHAR_PREFIX) and len(t) >= 2}
+        common = len(self.units) / 2
+        return [w for w in words if w not in phrase and phrase not in w and sum(w in u.text for u in self.units) < common]

@@ -8,6 +8,7 @@ from assistant.answering.evidence import ScoredSentence, SentenceScorer
 from assistant.generation import Generator, Message
 from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
+from assistant.text.aspects import split_aspects
 
 NOT_IN_PLAN_MARK = "规划未提及"
 
@@ -104,10 +105,12 @@ def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
     return "……".join(s.text for s in picked)
 
 
-def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None) -> list[Hit]:
+def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, several: bool = False) -> list[Hit]:
     """The units after the top one worth their (uncached) prompt tokens: with sentence scores, those whose
-    best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them."""
-    if len(shown) < 2 or not scored:
+    best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them. A
+    question about each of several things (``several``) keeps them all: the sentences are scored against
+    the whole question, which one part dominates."""
+    if len(shown) < 2 or not scored or several:
         return shown[1:]
     best: dict[str, float] = {}
     for item in scored:
@@ -134,7 +137,7 @@ def build_messages(
     else:
         head = prefix_messages(shown[0].unit, plan_name)
     last = ""
-    secondary = secondary_hits(shown, scored)
+    secondary = secondary_hits(shown, scored, several=bool(split_aspects(question)))
     if secondary:
         per = SECONDARY_BUDGET // len(secondary)
         blocks = [f"[{h.unit.label} {h.unit.title}] {brief(h, per, scored or [])}" for h in secondary]

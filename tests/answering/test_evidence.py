@@ -1,5 +1,5 @@
-"""The sentence-vector cache: a damaged file is rebuilt, writes are atomic and durable,
-and a read-only or full cache folder never stops start-up."""
+"""Evidence: the sentence-vector cache (a damaged file is rebuilt, writes are atomic and durable,
+a read-only or full cache folder never stops start-up) and the places a phrase is mentioned."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import assistant.files as files_mod
-from assistant.answering.evidence import SentenceScorer
+from assistant.answering.evidence import MentionFinder, SentenceScorer
 from assistant.ingest.corpus import load_corpus
 from assistant.models import Document, Hit
 
@@ -127,3 +127,25 @@ def test_read_only_folder_with_a_good_cache_loads_it(
     denied = deny_writes(monkeypatch, tmp_path)
     assert SentenceScorer(FakeEmbedder()).precompute(doc.units, cache) == 0
     assert denied.attempts == []
+
+
+def _units_with(doc: Document, phrase: str) -> list[str]:
+    return [u.unit_id for u in doc.units if phrase in u.text]
+
+
+def test_every_place_a_rare_phrase_is_mentioned(doc: Document) -> None:
+    finder = MentionFinder(list(doc.units))
+    # a phrase the plan uses in two to four units, found from the plan itself
+    phrase = next(p for p in ("智慧养老", "垃圾分类", "工业遗产", "河长制") if 2 <= len(_units_with(doc, p)) <= 4)
+    found = finder.run(f"{phrase}在规划里哪几处提到了？")
+    assert [s.unit.unit_id for s in found] == _units_with(doc, phrase)
+    assert all(phrase in s.text for s in found)
+    assert finder.run(f"{phrase}是什么意思？") == []  # not a question about several places
+
+
+def test_a_common_phrase_is_narrowed_to_sentences_on_the_asked_topic(doc: Document) -> None:
+    finder = MentionFinder(list(doc.units), max_units=4)
+    assert len(_units_with(doc, "养老机构")) > 4
+    found = finder.run("养老机构的安全问题，规划在哪几处提到了？")
+    assert 2 <= len(found) <= 4
+    assert all("养老机构" in s.text and "安全" in s.text for s in found)

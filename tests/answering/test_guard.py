@@ -109,6 +109,9 @@ class TestAnswerability:
             ("负责养老工作的副区长是谁？", "person"),
             ("我家孩子能不能申请这个入学补贴？", "personal"),
             ("明天去办事大厅要排队吗？", "real_time"),
+            ("这里的房价明年会涨还是跌？现在适合买房吗？", "forecast"),
+            ("Should I buy a flat here now, will prices go up?", "forecast"),
+            ("公交哪条线经过老街？", "site"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
@@ -136,6 +139,19 @@ class TestAnswerability:
         lookup = judge.run("规定地铁开通时间的是哪一条？", [hit], [])
         assert judge.unmet(lookup, [undated], [hit]) is None
 
+    def test_a_named_site_must_be_of_the_kind_asked(self, judge: AnswerabilityJudge) -> None:
+        """"Which hospital…" is not answered by a sentence that names only schools."""
+        schools = _hit(0.9, 12, "新建合肥市第五十中学东校区和瑶海实验小学。")
+        q = "附近哪家医院晚上能看儿科急诊？"
+        v = judge.run(q, [schools], schools.unit.sentences)
+        assert (v.answerable, v.reason) == (False, "site")
+        hospital = _hit(0.9, 12, "推进瑶海区第一人民医院扩建。")
+        v = judge.run(q, [hospital], hospital.unit.sentences)
+        assert v.answerable and v.wanted == "site"
+        assert judge.unmet(v, [Citation.of(schools.unit.sentences[0])], [schools]) is not None
+        assert judge.unmet(v, [Citation.of(hospital.unit.sentences[0])], [hospital]) is None
+        assert judge.run("孩子能上哪所学校？", [schools], schools.unit.sentences).answerable
+
     def test_the_users_own_name_for_this_plan_is_not_another_document(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("《瑶海区十四五规划建议》哪一条讲应急避难场所？") is None
         assert judge.unknown_to_plan("《物业管理条例》怎么规定停车？") == "other_document"
@@ -158,6 +174,18 @@ class TestAnswerability:
         assert judge.believes_model(v, [_hit(0.9, 12)]) is None
         plain = judge.run("养老机构安全有什么要求？", [_hit(0.9, 12)])
         assert judge.believes_model(plain, [_hit(0.9, 12)]) is not None
+        assert judge.run("规划哪一条讲公交？", [_hit(0.9, 12)]).lookup
+        assert not judge.run("公交哪条线经过老街？", [_hit(0.9, 12)]).lookup  # a bus line, not an article
+
+    def test_every_kind_of_thing_asked_must_be_in_the_evidence(self, judge: AnswerabilityJudge) -> None:
+        """A date in sight does not answer "which line … and when": the line is missing."""
+        dated = _hit(0.9, 12, "到二〇二五年建成综合交通枢纽。")
+        q = "哪条线经过枢纽？什么时候开通？"
+        assert judge.answer_types(q) == ["schedule", "site"]
+        v = judge.run(q, [dated], dated.unit.sentences)
+        assert (v.answerable, v.reason) == (False, "site")
+        both = _hit(0.9, 12, "到二〇二五年建成轨道交通3号线。")
+        assert judge.run(q, [both], both.unit.sentences).answerable
 
     def test_bad_thresholds_are_named(self) -> None:
         with pytest.raises(ValueError, match="min_dense"):

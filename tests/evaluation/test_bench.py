@@ -38,7 +38,8 @@ def test_table_compares_paths_side_by_side(tmp_path: Path) -> None:
     assert "old" in table and "new-saved" in table and "1/2" in table and "restored=2" in table
     assert "2 on disk (3.0 MB)" in table
     message = write_chart(result, tmp_path / "chart.png")
-    assert "chart" in message
+    assert message == f"chart written to {tmp_path / 'chart.png'}"
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")  # matplotlib is a dependency
 
 
 def test_only_answerable_questions_are_benchmarked() -> None:

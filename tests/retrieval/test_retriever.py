@@ -110,11 +110,29 @@ def test_a_long_rewritten_question_is_searched_not_rejected(index: HybridIndex, 
         ({"candidates": 0}, "candidates"),
         ({"aggregation": "mean"}, "aggregation"),
         ({"history_weight": 2.0}, "history_weight"),
+        ({"named_weight": -1.0}, "named_weight"),
     ],
 )
 def test_bad_options(index: HybridIndex, documents: list[Document], kwargs: dict, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         Retriever(index, FakeEmbedder(), documents, **kwargs)
+
+
+@pytest.mark.parametrize(("question", "number"), [("第43条的主要内容是什么？", 43), ("第十二条讲养老吗？", 12)])
+def test_an_article_named_by_number_ranks_first(retriever: Retriever, question: str, number: int) -> None:
+    assert retriever.run(question)[0].unit.number == number
+    assert retriever.with_options(named_weight=0.0).run("第43条的主要内容是什么？")[0].unit.number != 43
+
+
+def test_each_part_of_a_question_about_several_things_is_searched(retriever: Retriever) -> None:
+    question = "规划对不动产投资信托基金、老旧小区加装电梯分别有什么安排？"
+    assert [q for q, _ in retriever._queries(question, None)] == [
+        question,
+        "规划对不动产投资信托基金分别有什么安排？",
+        "规划对老旧小区加装电梯分别有什么安排？",
+    ]
+    top = [h.unit.number for h in retriever.run(question)[:3]]
+    assert 23 in top and 15 in top
 
 
 def test_bad_k(retriever: Retriever) -> None:

@@ -18,6 +18,8 @@ from assistant.text import (
     to_traditional,
 )
 
+from assistant.text.aspects import split_aspects
+
 from conftest import ROOT
 
 
@@ -48,6 +50,7 @@ def test_detect_language(text: str, expected: str) -> None:
 
 
 def test_bm25_tokens_simplify_lowercase_and_drop_noise() -> None:
+    register_terms({"十三五"})  # as loading the corpus does (the plan quotes it); not left to test order
     toks = bm25_tokens("「十三五」期間瑤海區完成了多少個老舊小區？")
     assert "十三五" in toks and "瑶海区" in toks and "老旧" in toks and "小区" in toks
     assert not any(t in STOPWORDS for t in toks)
@@ -111,3 +114,31 @@ def test_search_terms_add_namespaced_characters() -> None:
     assert {t for t in search_terms("新型网络电信诈骗犯罪") if t.startswith(CHAR_PREFIX)} & set(terms)
     assert search_terms("Yaohai") == ["yaohai"]
     assert search_terms("") == []
+
+
+@pytest.mark.parametrize(
+    ("question", "parts"),
+    [
+        ("规划对公园、菜市场分别有什么打算？", ["规划对公园分别有什么打算？", "规划对菜市场分别有什么打算？"]),
+        (
+            "交通这块，规划在道路建设和公交线路上分别怎么说？",
+            ["交通这块，规划在道路建设上分别怎么说？", "交通这块，规划在公交线路上分别怎么说？"],
+        ),
+        ("社区中心与养老中心各自负责什么？", ["社区中心各自负责什么？", "养老中心各自负责什么？"]),
+    ],
+)
+def test_a_question_about_each_of_several_things_is_split(question: str, parts: list[str]) -> None:
+    assert split_aspects(question) == parts
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "规划对教育和医疗有什么安排？",  # a list in general, not "each of"
+        "“1”和“3”分别指什么？",  # labels, not phrases
+        "分别是哪几条？",
+        "",
+    ],
+)
+def test_other_questions_are_not_split(question: str) -> None:
+    assert split_aspects(question) == []
