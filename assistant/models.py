@@ -204,6 +204,7 @@ class Hit:
     dense_rank: int | None = None  # 1-based rank of its best chunk, dense
     bm25_rank: int | None = None
     chunks: list[Chunk] = field(default_factory=list)  # its matching chunks, best first
+    aspect: str | None = None  # the part of an "A、B分别…" question this unit answers best, searched alone
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -30,6 +30,14 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"|每(个)?月.{0,8}多少|how\s+much|what\s+(is\s+the\s+)?(cost|price|fee)",
         r"\d[\d,.]*\s*(万|亿)?元|\d+(\.\d+)?\s*%",
     ),
+    "count": (
+        r"多少(个|所|家|座|条|处|套|辆|台|张|户|名|位|公里|平方米|亩)|how\s+many",  # not "几个": also "a few"
+        r"(\d+|[一二三四五六七八九十两百千万]+)\s*(个|所|家|座|条|处|套|辆|台|张|户|名|位|公里|平方米|亩|万)",
+    ),
+    "hours": (
+        r"几点|开放时间|营业时间|办公时间|上班时间|开门时间|what\s+time|opening\s+hours",
+        r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*点",
+    ),
     "schedule": (
         r"哪一?年|哪天|几号|几月|具体(什么)?时间|开通时间|时间表|(什么时候|何时)(开通|通车|完工|建成|竣工|开工|开始招生)"
         r"|what\s+year|what\s+date",
@@ -39,7 +47,7 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     "site": (
         r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|哪一?条(线|路|街|地铁|公交)"
         r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
-        r"[\u4e00-\u9fff]{2,10}(学校|小学|中学|幼儿园|医院|公园)",  # narrowed to the kind asked (_SITE_KINDS)
+        r"(?!)",  # a proper name of the kind asked: site_evidence()
     ),
     "procedure": (
         r"(怎么|如何|怎样|去哪|到哪|哪里)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|(准备|需要|提交)(哪些|什么)?材料"
@@ -54,7 +62,8 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"(?!)",  # a plan sets policy; it does not forecast markets or advise a purchase
     ),
     "personal": (
-        r"我(家|们家|孩子|爸|妈)?.{0,4}(能不能|能否|可不可以|可以不可以|符合|够不够|有没有资格|算不算).{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|条件)"
+        r"我(家|们家|孩子|爸|妈)?[^。？?]{0,24}(能不能|能否|可不可以|可以不可以|还能|能|可以|符合|够不够|有没有资格|算不算)"
+        r"[^，。？?]{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|补缴|办理|条件)[^，。？?]{0,10}(吗|么|不|没|\?|？)"
         r"|我.{0,6}哪年(可以)?退休|\bcan\s+i\b|\bam\s+i\s+eligible",
         r"(?!)",  # the plan never decides an individual's case
     ),
@@ -69,25 +78,39 @@ _SITE_KINDS = {
 _SITE_ASKED = re.compile(r"(?:哪所|哪家|哪个|哪一家|哪一所|哪一?条|which\s+)(\S{0,8})", re.IGNORECASE)
 
 
+# A site's proper name carries a number, a place level or an institutional word ("合肥一中", "区人民医院",
+# "实验小学"); "医院" alone, or with a category word ("我区中小学校", "全区社区卫生服务中心"), is a
+# category, which answers no "which one".
+_CATEGORY = r"中小|大中小|各类|各级|公办|民办|普惠|社区|卫生|基层|重点|薄弱|大型|综合"
+_NAMED = (
+    r"[\u4e00-\u9fff]{0,6}(?:[0-9一二三四五六七八九十]|第|实验|附属|人民|中医|妇幼|市|区|县|省|路|街)"
+    rf"(?!{_CATEGORY})[\u4e00-\u9fff]{{0,4}}"
+)
+
+
 def site_evidence(question: str) -> str:
-    """The evidence pattern for "which school / hospital / park": a name ending in the kind asked."""
+    """The evidence pattern for "which school / hospital / park / line": a proper name of the kind asked."""
     asked = _SITE_ASKED.search(question)
-    for kind_words, ends in _SITE_KINDS.values():
+    for kind, (kind_words, ends) in _SITE_KINDS.items():
         if asked and re.search(kind_words, asked.group(1), re.IGNORECASE):
-            return rf"[\u4e00-\u9fff]{{2,10}}({ends})"
-    return _ANSWER_TYPES["site"][1]
+            return ends if kind == "line" else f"{_NAMED}({ends})"
+    return f"{_NAMED}(学校|小学|中学|校区|幼儿园|医院|公园)"
 
 
 # Day-level times: a plan speaks in years, so a question about tonight or next week asks for real-time
 # information (counted only when the plan itself never uses the word).
 _DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|周末|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
-_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,10}(数据|统计|一共有|总共有|实际完成|完成了多少|是多少)"
+_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,10}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
+# The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
+_RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，。？?]{0,8}?([\u4e00-\u9fff])不\2")
 # A place name: jieba's ``ns`` tag on a word that ends like a place, or a longer one (two-character tags are noisy).
 _PLACE_END = ("省", "市", "区", "县", "镇", "乡", "街道", "村", "路", "街", "大道", "公园", "广场")
 _TITLED = re.compile(r"《([^》]{2,30})》")
 
 _EXPLAIN = {
     "amount": "具体金额、收费或发放标准",
+    "count": "具体数量",
+    "hours": "开放或办公的具体时间",
     "schedule": "具体时间安排",
     "person": "具体人员或职务人选",
     "site": "具体是哪一所学校、医院、场所或哪条线路",
@@ -103,6 +126,8 @@ _EXPLAIN = {
 }
 _EXPLAIN_EN = {
     "amount": "specific amounts, fees or payment standards",
+    "count": "specific numbers of things",
+    "hours": "opening or office hours",
     "schedule": "specific dates or schedules",
     "person": "who holds an office",
     "site": "which particular school, hospital, site or route",
@@ -209,6 +234,8 @@ class AnswerabilityJudge:
         if re.search(_NOW, question):
             return "after_adoption"
         if any(day not in self.plan_text for day in (m.group(0) for m in _DAYS.finditer(question))):
+            return "real_time"
+        if _RIGHT_NOW.search(question):
             return "real_time"
         if any(place not in self.plan_text for place in _place_names(question)):
             return "other_place"

@@ -142,7 +142,8 @@ class AnswerComposer:
             return None
         if lead_with_top:
             kept = self._ensure_top_unit(query, hits, kept)
-        return self._answer(query, [*kept, *self._other_mentions(query, kept)], backend)
+        kept += self._other_mentions(query, kept)
+        return self._answer(query, [*kept, *self._other_parts(query, hits, kept)], backend)
 
     def extractive(self, query: Query, hits: list[Hit]) -> Answer:
         """Verified quotes of the best sentences, grouped by unit."""
@@ -156,6 +157,7 @@ class AnswerComposer:
             sentences.append(AnswerSentence(line, Citation.of(group[0])))
         sentences = [s for s in self.verifier.sentences(sentences) if s.citation is not None]
         sentences += self._other_mentions(query, sentences)
+        sentences += self._other_parts(query, hits, sentences)
         answer = self._answer(query, sentences, "extractive", joiner="\n")
         # Every quoted sentence is a citation of its own (hotline staff see each one).
         answer.citations = self.verifier.run([*(Citation.of(s) for s in extract.sentences), *answer.citations])
@@ -170,6 +172,21 @@ class AnswerComposer:
             for m in self.mentions.run(query.standalone)
             if m.unit.unit_id not in cited_units
         ]
+        return [s for s in self.verifier.sentences(extra) if s.citation is not None]
+
+    def _other_parts(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
+        """A question about each of several things ("A、B分别…") cites each: a part whose own best unit
+        the answer does not cite yet gets that unit's sentence closest to the part (a small model tends
+        to answer every part from the unit in front of it)."""
+        cited_units = {s.citation.unit.unit_id for s in sentences if s.citation is not None}
+        extra = []
+        for hit in hits:
+            if hit.aspect is None or hit.unit.unit_id in cited_units:
+                continue
+            best = self.scorer.run(hit.aspect, [hit])
+            if best:
+                sentence = best[0].sentence
+                extra.append(AnswerSentence(quote_line(sentence.unit, sentence.text, query.language == "en"), Citation.of(sentence)))
         return [s for s in self.verifier.sentences(extra) if s.citation is not None]
 
     def closest(self, query: Query, hit: Hit) -> Sentence | None:

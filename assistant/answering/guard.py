@@ -8,8 +8,9 @@ Three opinions, cheapest first:
 1. a few structural cues catch the unmistakable forms (instructions aimed at the
    assistant itself, fake system notices, claimed new articles);
 2. ``IntentClassifier`` (one query embedding against ~490 labelled generic
-   messages) decides when it is confident either way: most plan questions pass
-   here without a model call (~0.9 s each on two cores);
+   messages) accepts a message that is likelier a question than not, and
+   declines one it is all but certain is not: most plan questions pass here
+   without a model call (~0.9 s each on two cores);
 3. otherwise the language model classifies (short, fixed instructions and
    examples that are not any evaluation question; its prefix is the same every
    time, so a cached backend evaluates only the new message). Without a model,
@@ -111,13 +112,15 @@ class QuestionGuard:
         max_tokens: int = 2,
         *,
         classifier: IntentClassifier | None = None,
-        accept_at: float = 0.9,
+        accept_at: float = 0.5,
         decline_at: float = 0.02,
     ) -> None:
         """The classifier alone decides when its probability of "question" is at least ``accept_at`` or at
         most ``decline_at``; in between, the model does. Declining a resident's real question costs more
-        than a model call, so the decline side is the stricter one (held-out tune half: every request
-        sits below 0.02 or goes to the model; the lowest real question scores 0.05)."""
+        than a model call, so the decline side is the stricter one. Measured on dev, the held-out tune half
+        and the fresh tune half (185 messages the cues pass): no request scores above 0.24, real questions
+        spread from 0.05 to 1, and the model labelled some at 0.8–0.9 instructions (an English founder's
+        question about support for startups), so "likelier a question than not" is accepted as one."""
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
         if not 0.5 <= accept_at <= 1:

@@ -191,7 +191,7 @@ class Retriever:
         """
         simplified = to_simplified(question)
         queries = [(simplified, 1.0)]
-        queries += [(part, 1.0) for part in split_aspects(simplified)]
+        queries += [(part, 1.0) for part in split_aspects(simplified)]  # see _mark_aspects
         if self.history_weight > 0 and history and needs_context(simplified):
             weight = self.history_weight
             for turn in _history_turns(history, self.history_turns):
@@ -222,27 +222,49 @@ class Retriever:
         n_cand = max(self.candidates, k)
         # (stage, weight, is the question itself, [(chunk idx, score)] best first)
         stage_lists: list[tuple[str, float, bool, list[tuple[int, float]]]] = []
+        by_query: dict[int, list[tuple[str, float, bool, list[tuple[int, float]]]]] = {}  # by index in queries
 
         if self.mode in ("hybrid", "dense"):
             assert self.embedder is not None
             vecs = np.asarray(self.embedder.embed_queries([q for q, _ in queries]), dtype=np.float32)
             for i, ((_, w), vec) in enumerate(zip(queries, vecs, strict=True)):
-                stage_lists.append(("dense", w, i == 0, self.index.dense_search(vec, n_cand)))
+                by_query.setdefault(i, []).append(("dense", w, i == 0, self.index.dense_search(vec, n_cand)))
         t1 = time.perf_counter()
         if self.mode in ("hybrid", "bm25"):
             for i, (q, w) in enumerate(queries):
-                stage_lists.append(("bm25", w, i == 0, self.index.bm25_search(search_terms(q), n_cand)))
+                by_query.setdefault(i, []).append(("bm25", w, i == 0, self.index.bm25_search(search_terms(q), n_cand)))
         t2 = time.perf_counter()
+        stage_lists += [sl for i in sorted(by_query) for sl in by_query[i]]
 
         named = self._named_chunks(question)
         if named:
             stage_lists.append(("named", self.named_weight, False, named))
-        hits = self._fuse(stage_lists, k)
+        hits = self._mark_aspects(self._fuse(stage_lists, k), queries, by_query)
         self.last_timings_ms = {
             "dense_ms": (t1 - t0) * 1000,
             "bm25_ms": (t2 - t1) * 1000,
             "total_ms": (time.perf_counter() - t0) * 1000,
         }
+        return hits
+
+    def _mark_aspects(
+        self,
+        hits: list[Hit],
+        queries: list[tuple[str, float]],
+        by_query: dict[int, list[tuple[str, float, bool, list[tuple[int, float]]]]],
+    ) -> list[Hit]:
+        """Each part of an "A、B分别…" question names the unit that its own search ranks first, if that
+        unit is among the hits (the parts' searches are in the fusion, so it usually is). The parts
+        follow the question in ``queries``."""
+        parts = split_aspects(queries[0][0])
+        if not parts:
+            return hits
+        by_unit = {h.unit.unit_id: h for h in hits}
+        for i, part in enumerate(parts, start=1):
+            own = by_query.get(i, [])
+            best = self._fuse([(stage, 1.0, True, ranked) for stage, _, _, ranked in own], 1)
+            if best and best[0].unit.unit_id in by_unit and by_unit[best[0].unit.unit_id].aspect is None:
+                by_unit[best[0].unit.unit_id].aspect = part
         return hits
 
     def _named_chunks(self, question: str) -> list[tuple[int, float]]:

@@ -58,3 +58,22 @@ def test_a_phone_number_from_the_question_never_comes_back_cited(index_dir: Path
 def test_the_verified_part_of_a_draft_is_kept(index_dir: Path) -> None:
     answer = _ask(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     assert not answer.abstained and 19 in {c.article for c in answer.citations}
+
+
+def test_each_part_of_a_question_about_several_things_is_cited(index_dir: Path) -> None:
+    """The draft answers both parts from one article; the other part's own article is cited too."""
+    from assistant.answering.guard import QuestionGuard
+
+    doc = load_corpus(CORPUS_DIR)[0]
+    reits = next(s for u in doc.units for s in u.sentences if "不动产投资信托基金" in s.text)
+    question = "规划对不动产投资信托基金、老旧小区加装电梯分别有什么安排？"
+    settings = load_settings(None, env={}, index_dir=index_dir, backend="llama")
+    assistant = Assistant(settings, embedder=FakeEmbedder(), generator=ScriptedGenerator(reits.text), guard=QuestionGuard())
+    hits = assistant.retriever().run(question)
+    parts = {h.unit.number: h.aspect for h in hits if h.aspect}
+    assert set(parts) == {reits.unit.number, 15}
+    answer = assistant.ask(question)
+    cited = {c.article for c in answer.citations}
+    assert {reits.unit.number, 15} <= cited
+    elevator = [c for c in answer.citations if c.article == 15]
+    assert any("电梯" in c.quote for c in elevator)

@@ -112,6 +112,10 @@ class TestAnswerability:
             ("这里的房价明年会涨还是跌？现在适合买房吗？", "forecast"),
             ("Should I buy a flat here now, will prices go up?", "forecast"),
             ("公交哪条线经过老街？", "site"),
+            ("社区里一共要建多少个充电桩？", "count"),
+            ("图书馆每天几点开门？", "hours"),
+            ("老街现在堵不堵车？", "real_time"),
+            ("我今年58岁了，一直没交过社保，现在还能补缴吗？", "personal"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
@@ -151,6 +155,14 @@ class TestAnswerability:
         assert judge.unmet(v, [Citation.of(schools.unit.sentences[0])], [schools]) is not None
         assert judge.unmet(v, [Citation.of(hospital.unit.sentences[0])], [hospital]) is None
         assert judge.run("孩子能上哪所学校？", [schools], schools.unit.sentences).answerable
+        category = _hit(0.9, 12, "实现全区中小学校、幼儿园安全防护全覆盖。")  # a category names no school
+        v = judge.run("哪所小学最好？", [category], category.unit.sentences)
+        assert (v.answerable, v.reason) == (False, "site")
+
+    def test_a_count_is_answered_by_a_number_of_things(self, judge: AnswerabilityJudge) -> None:
+        built = _hit(0.9, 12, "新建12个社区食堂。")
+        assert judge.run("规划要建多少个社区食堂？", [built], built.unit.sentences).answerable
+        assert judge.answer_type("楼下几家饭店油烟大，有人管吗？") is None  # "几家" here is "a few"
 
     def test_the_users_own_name_for_this_plan_is_not_another_document(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("《瑶海区十四五规划建议》哪一条讲应急避难场所？") is None

@@ -116,8 +116,14 @@ def test_a_confident_request_is_declined_without_the_model() -> None:
 def test_an_unsure_classifier_asks_the_model() -> None:
     for label, kind in (("A", "policy"), ("B", "off_topic"), ("C", "injection")):
         model = ScriptedGenerator(label)
-        assert QuestionGuard(classifier=StubScores(0.6)).run("来一段", model).kind == kind
+        assert QuestionGuard(classifier=StubScores(0.3, task=0.4)).run("来一段", model).kind == kind
         assert len(model.calls) == 1
+
+
+def test_a_message_likelier_a_question_than_not_needs_no_model() -> None:
+    model = ScriptedGenerator("C")  # a small model's stray label does not decline a real question
+    assert QuestionGuard(classifier=StubScores(0.6)).run("来一段", model).kind == "policy"
+    assert model.calls == []
 
 
 def test_without_a_model_the_likelier_class_decides() -> None:

@@ -90,3 +90,15 @@ def test_drafter_passes_the_plan_name(retriever: Retriever) -> None:
 def test_no_hits_still_gives_a_prompt() -> None:
     messages = build_messages("问题", [], "zh-Hans", "resident")
     assert messages[0]["role"] == "system" and "问题" in messages[-1]["content"]
+
+
+def test_a_question_about_each_of_several_things_keeps_every_shown_unit(retriever: Retriever) -> None:
+    """Its sentences are scored against the whole question, which one part can dominate: the close-score
+    filter would drop the other part's article."""
+    question = "规划对不动产投资信托基金、老旧小区加装电梯分别有什么安排？"
+    shown = prompt_hits(hits_for(retriever, question))
+    scored = SentenceScorer().run(question, shown)
+    assert len(shown) >= 2
+    assert secondary_hits(shown, scored, several=True) == shown[1:]
+    messages = build_messages(question, shown, "zh-Hans", "resident", scored, plan_name=PLAN)
+    assert all(h.unit.label in messages[-1]["content"] for h in shown[1:])
