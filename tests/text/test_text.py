@@ -17,7 +17,6 @@ from assistant.text import (
     to_simplified,
     to_traditional,
 )
-
 from assistant.text.aspects import split_aspects
 
 from conftest import ROOT
