@@ -272,14 +272,15 @@ class AnswerabilityJudge:
             return Verdict(False, unknown, self._closest(hits))
         asked = [] if lookup else self.answer_types(question)
         shown = " ".join(s.text for s in list(evidence)[: self.evidence_sentences])
-        for wanted in asked:
-            if not re.search(self.evidence_pattern(wanted, question), shown):
-                return Verdict(False, wanted, self._closest(hits))
+        for kind in asked:
+            if not re.search(self.evidence_pattern(kind, question), shown):
+                return Verdict(False, kind, self._closest(hits))
         if not hits or not self._strong(hits[0]):
             return Verdict(False, "weak_evidence", self._closest(hits))
-        wanted = asked[0] if asked else None
-        pattern = self.evidence_pattern(wanted, question) if wanted else None
-        return Verdict(True, lookup=lookup, wanted=wanted, evidence=pattern)
+        if not asked:
+            return Verdict(True, lookup=lookup)
+        # the first kind asked is checked again in what the answer cites (unmet)
+        return Verdict(True, lookup=lookup, wanted=asked[0], evidence=self.evidence_pattern(asked[0], question))
 
     def unmet(self, verdict: Verdict, citations: Sequence[Citation], hits: list[Hit]) -> Verdict | None:
         """Generate-then-verify: the quotes an answer cites must hold the answer type the question
