@@ -142,7 +142,7 @@ class AnswerComposer:
             return None
         if lead_with_top:
             kept = self._ensure_top_unit(query, hits, kept)
-        kept += self._other_mentions(query, kept)
+        kept += self._other_mentions(query, hits, kept)
         return self._answer(query, [*kept, *self._other_parts(query, hits, kept)], backend)
 
     def extractive(self, query: Query, hits: list[Hit]) -> Answer:
@@ -156,7 +156,7 @@ class AnswerComposer:
             line = quote_line(group[0].unit, "".join(s.text for s in group), query.language == "en")
             sentences.append(AnswerSentence(line, Citation.of(group[0])))
         sentences = [s for s in self.verifier.sentences(sentences) if s.citation is not None]
-        sentences += self._other_mentions(query, sentences)
+        sentences += self._other_mentions(query, hits, sentences)
         sentences += self._other_parts(query, hits, sentences)
         answer = self._answer(query, sentences, "extractive", joiner="\n")
         # Every quoted sentence is a citation of its own (hotline staff see each one).
@@ -164,8 +164,11 @@ class AnswerComposer:
         answer.citations = list(dict.fromkeys(answer.citations))
         return answer
 
-    def _other_mentions(self, query: Query, sentences: list[AnswerSentence]) -> list[AnswerSentence]:
-        """A question about where the plan mentions something cites every place it does."""
+    def _other_mentions(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
+        """A question about where the plan mentions something cites every place it does. "A、B分别…"
+        (the retriever marked its parts' units) asks about each part instead: see ``_other_parts``."""
+        if any(h.aspect for h in hits):
+            return []
         cited_units = {s.citation.unit.unit_id for s in sentences if s.citation is not None}
         extra = [
             AnswerSentence(quote_line(m.unit, m.text, query.language == "en"), Citation.of(m))

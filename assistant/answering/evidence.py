@@ -19,7 +19,6 @@ from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.vector_cache import cached_vectors
 from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
-from assistant.text.aspects import split_aspects
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +160,7 @@ class MentionFinder:
         return found
 
     def run(self, question: str) -> list[Sentence]:
-        # "A、B分别…" asks about each part, not about every place B is mentioned: each part's own
-        # article is cited instead (compose._other_parts).
-        if not asks_for_several(question) or split_aspects(question):
+        if not asks_for_several(question):
             return []
         question = to_simplified(question)
         for phrase in self.phrases(question):

@@ -8,7 +8,6 @@ from assistant.answering.evidence import ScoredSentence, SentenceScorer
 from assistant.generation import Generator, Message
 from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
-from assistant.text.aspects import split_aspects
 
 NOT_IN_PLAN_MARK = "规划未提及"
 
@@ -108,8 +107,8 @@ def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
 def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, several: bool = False) -> list[Hit]:
     """The units after the top one worth their (uncached) prompt tokens: with sentence scores, those whose
     best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them. A
-    question about each of several things (``several``) keeps them all: the sentences are scored against
-    the whole question, which one part dominates."""
+    question about each of several things (``several``: the retriever marked a part's unit) keeps them
+    all: the sentences are scored against the whole question, which one part dominates."""
     if len(shown) < 2 or not scored or several:
         return shown[1:]
     best: dict[str, float] = {}
@@ -137,7 +136,7 @@ def build_messages(
     else:
         head = prefix_messages(shown[0].unit, plan_name)
     last = ""
-    secondary = secondary_hits(shown, scored, several=bool(split_aspects(question)))
+    secondary = secondary_hits(shown, scored, several=any(h.aspect for h in hits))
     if secondary:
         per = SECONDARY_BUDGET // len(secondary)
         blocks = [f"[{h.unit.label} {h.unit.title}] {brief(h, per, scored or [])}" for h in secondary]

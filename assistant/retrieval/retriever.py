@@ -182,8 +182,14 @@ class Retriever:
 
     # ----------------------------------------------------------------- query
 
-    def _queries(self, question: str, history: Sequence[ChatTurn | dict[str, Any]] | None) -> list[tuple[str, float]]:
-        """The texts to search with and their weights: the question first, then context.
+    def _queries(
+        self,
+        question: str,
+        history: Sequence[ChatTurn | dict[str, Any]] | None,
+        parts: list[str] | None = None,
+    ) -> list[tuple[str, float]]:
+        """The texts to search with and their weights: the question first, then its parts (``parts``:
+        ``split_aspects`` of it, when the caller has them already), then context.
 
         Context is added only when the question leans on it (elliptical: "那高中呢？",
         a pronoun, very short); a self-contained question is searched alone, so a
@@ -191,7 +197,7 @@ class Retriever:
         """
         simplified = to_simplified(question)
         queries = [(simplified, 1.0)]
-        queries += [(part, 1.0) for part in split_aspects(simplified)]  # see _mark_aspects
+        queries += [(part, 1.0) for part in (split_aspects(simplified) if parts is None else parts)]
         if self.history_weight > 0 and history and needs_context(simplified):
             weight = self.history_weight
             for turn in _history_turns(history, self.history_turns):
@@ -218,7 +224,8 @@ class Retriever:
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ConfigError(f"k must be a positive integer, got {k!r}")
         t0 = time.perf_counter()
-        queries = self._queries(question, history)
+        parts = split_aspects(to_simplified(question))  # see _mark_aspects
+        queries = self._queries(question, history, parts)
         n_cand = max(self.candidates, k)
         # (stage, weight, is the question itself, [(chunk idx, score)] best first)
         stage_lists: list[tuple[str, float, bool, list[tuple[int, float]]]] = []
@@ -239,7 +246,7 @@ class Retriever:
         named = self._named_chunks(question)
         if named:
             stage_lists.append(("named", self.named_weight, False, named))
-        hits = self._mark_aspects(self._fuse(stage_lists, k), queries, by_query)
+        hits = self._mark_aspects(self._fuse(stage_lists, k), parts, by_query)
         self.last_timings_ms = {
             "dense_ms": (t1 - t0) * 1000,
             "bm25_ms": (t2 - t1) * 1000,
@@ -250,13 +257,12 @@ class Retriever:
     def _mark_aspects(
         self,
         hits: list[Hit],
-        queries: list[tuple[str, float]],
+        parts: list[str],
         by_query: dict[int, list[tuple[str, float, bool, list[tuple[int, float]]]]],
     ) -> list[Hit]:
         """Each part of an "A、B分别…" question names the unit that its own search ranks first, if that
         unit is among the hits (the parts' searches are in the fusion, so it usually is). The parts
-        follow the question in ``queries``."""
-        parts = split_aspects(queries[0][0])
+        follow the question in the queries: part i is query i."""
         if not parts:
             return hits
         by_unit = {h.unit.unit_id: h for h in hits}
