@@ -270,6 +270,22 @@ class LlamaGenerator:
                 raise GenerationError(f"llama.cpp failed: {exc}") from exc
             return "built"
 
+    @property
+    def model(self) -> Any:
+        """The loaded ``llama_cpp.Llama`` (loads it), for measurements that drive llama.cpp directly."""
+        self.load()
+        return self._llm
+
+    def prompt_plan(self, messages: list[Message]) -> PromptPlan | None:
+        """The tokens a request for ``messages`` would evaluate, split at its cached prefix (None on
+        the plain path). Evaluates nothing."""
+        check_request(messages, 1, 0.0, None)
+        llm = self.model
+        with self._slot.hold(self.timeout_s) as got:
+            if not got:
+                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
+            return self._plan(llm, messages, 1)
+
     def state_stats(self) -> dict[str, int]:
         """Saved prefix states: counts and bytes in memory and on disk, hits and misses."""
         return self.store.stats() if self.store is not None else {}

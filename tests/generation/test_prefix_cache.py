@@ -182,3 +182,20 @@ def test_cached_path_gives_the_plain_paths_output(tmp_path_factory: pytest.TempP
     assert sum(evaluated) < first - cached.last.prefix_tokens + 20  # only the question (and the answer) evaluated
     assert cached.warm_prefix(head) == "cached"
     cached.close()
+
+
+@pytest.mark.slow
+def test_prompt_plan_splits_at_the_prefix_and_evaluates_nothing(tmp_path_factory: pytest.TempPathFactory) -> None:
+    base = tmp_path_factory.getbasetemp()
+    settings = Settings(cache_dir=base / "shipped-models", llm_model=SMALL_MODEL, llm_threads=2, llm_context=1024)
+    gen = LlamaGenerator.from_settings(settings.replace(cache_dir=tmp_path_factory.mktemp("plan-states")))
+    head = [{"role": "system", "content": "你是规划问答助手，只根据下面的原文回答。" * 8}]
+    question = {"role": "user", "content": "问题：这段原文讲了什么？"}
+    plan = gen.prompt_plan([*head, question])
+    assert plan is not None
+    assert len(plan.prefix) >= 64 and plan.full[: len(plan.prefix)] == plan.prefix
+    tail = gen.model.detokenize(plan.full[len(plan.prefix) :]).decode("utf-8")
+    assert "这段原文讲了什么" in tail and "只根据下面的原文回答" not in tail  # the question is all that follows
+    assert gen.model.n_tokens == 0 and gen.state_stats()["memory_states"] == 0  # nothing was evaluated or saved
+    assert gen.prompt_plan([question]) is None  # no prefix: the plain path
+    gen.close()
