@@ -26,7 +26,8 @@ from assistant.text import referenced_articles, to_simplified
 _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     # reason: (the question asks for …, the evidence holds …)
     "amount": (
-        r"多少(钱|元|美元|块)|几块钱|(费用|收费|价格|房价|利率|工资|补贴|补助|标准).{0,6}(多少|几|怎么算)|多少分|分数线"
+        r"多少(钱|元|美元|块)|几块钱|(费|价格|房价|利率|利息|工资|租金|补贴|补助|标准).{0,6}(多少|几|怎么算)|多少分|分数线"
+        r"|(交|缴|付|花|掏|贷|借)多少"
         r"|每(个)?月.{0,8}多少|how\s+much|what\s+(is\s+the\s+)?(cost|price|fee)",
         r"\d[\d,.]*\s*(万|亿)?元|\d+(\.\d+)?\s*%",
     ),
@@ -40,10 +41,15 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     ),
     "schedule": (
         r"哪一?年|哪天|几号|几月|具体(什么)?时间|开通时间|时间表|(什么时候|何时)(开通|通车|完工|建成|竣工|开工|开始招生)"
+        r"|具体(是)?(什么时候|何时|啥时候)"
         r"|what\s+year|what\s+date",
         r"(19|20)\d\d\s*年|二〇[一二三]\S年|\d+\s*月",
     ),
-    "person": (r"是谁|叫什么名字|姓什么|哪位(领导|官员)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
+    "person": (r"是谁|哪位|叫什么名字|姓什么|谁(负责|分管|主管)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
+    "address": (
+        r"地址|门牌|具体位置|坐几路|几路(公交|车)|where\s+(exactly\s+)?is\b.{0,60}\blocated|\baddress\b",
+        r"\d+\s*号(?!线)|位于|坐落",  # a street address; a plan names roads, not where an office sits
+    ),
     "site": (
         r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|哪一?条(线|路|街|地铁|公交)"
         r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
@@ -100,9 +106,10 @@ def site_evidence(question: str) -> str:
 # Day-level times: a plan speaks in years, so a question about tonight or next week asks for real-time
 # information (counted only when the plan itself never uses the word).
 _DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|周末|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
-_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,10}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
+_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
 # The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
-_RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，。？?]{0,8}?([\u4e00-\u9fff])不\2")
+# A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.
+_RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，,。？?！!]{0,8}?((?![能可会是要用该])[\u4e00-\u9fff])不\2")
 # A place name: jieba's ``ns`` tag on a word that ends like a place, or a longer one (two-character tags are noisy).
 _PLACE_END = ("省", "市", "区", "县", "镇", "乡", "街道", "村", "路", "街", "大道", "公园", "广场")
 _TITLED = re.compile(r"《([^》]{2,30})》")
@@ -113,6 +120,7 @@ _EXPLAIN = {
     "hours": "开放或办公的具体时间",
     "schedule": "具体时间安排",
     "person": "具体人员或职务人选",
+    "address": "具体地址或怎么到达",
     "site": "具体是哪一所学校、医院、场所或哪条线路",
     "procedure": "具体办理流程、所需材料或办理地点",
     "forecast": "价格走势预测或个人买卖、投资建议",
@@ -130,6 +138,7 @@ _EXPLAIN_EN = {
     "hours": "opening or office hours",
     "schedule": "specific dates or schedules",
     "person": "who holds an office",
+    "address": "street addresses or directions",
     "site": "which particular school, hospital, site or route",
     "procedure": "application procedures, required documents or where to apply",
     "forecast": "market forecasts or advice on buying and investing",
@@ -307,4 +316,10 @@ def _place_names(question: str) -> list[str]:
     from assistant.text.segment import quiet_jieba
 
     quiet_jieba()
-    return [w for w, flag in pseg.cut(question) if flag == "ns" and (len(w) >= 3 or w.endswith(_PLACE_END))]
+    words = list(pseg.cut(question))
+    return [
+        w
+        for i, (w, flag) in enumerate(words)
+        # a two-character one only as the owner of what is asked about ("杭州的…"): short tags are noisy
+        if flag == "ns" and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and words[i + 1].word == "的"))
+    ]

@@ -116,12 +116,29 @@ class TestAnswerability:
             ("图书馆每天几点开门？", "hours"),
             ("老街现在堵不堵车？", "real_time"),
             ("我今年58岁了，一直没交过社保，现在还能补缴吗？", "personal"),
+            ("信访局局长是哪位？", "person"),
+            ("公办幼儿园一学期保育费大概要交多少？", "amount"),
+            ("社区服务中心的地址在哪里？坐几路公交能到？", "address"),
+            ("Where exactly is the district cultural centre located?", "address"),
+            ("小区改造具体什么时候进场施工？", "schedule"),
+            ("去年全区空气质量优良天数是多少天？", "after_adoption"),
+            ("杭州的数字经济目标是什么？", "other_place"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
         hit = _hit(0.9, 12)
         v = judge.run(q, [hit], hit.unit.sentences)
         assert (v.answerable, v.reason) == (False, reason)
+
+    def test_what_a_plan_can_answer_is_not_mistaken_for_a_gap(self, judge: AnswerabilityJudge) -> None:
+        """A modal "能不能" asks what is possible, not how things are right now; an address needs a
+        street number, which a plan's road projects do not give; "…之路怎么走" is not directions."""
+        assert judge.unknown_to_plan("现在上班没空,晚上能不能办政务服务?") is None
+        assert judge.unknown_to_plan("老街现在堵不堵车？") == "real_time"
+        assert judge.answer_type("瑶海的产业转型之路怎么走？") is None
+        addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
+        assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
+        assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
 
     def test_a_weather_question_about_the_plan_is_not_real_time(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("规划对重污染天气有什么应对措施？") is None
