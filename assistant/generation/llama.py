@@ -406,7 +406,7 @@ class LlamaGenerator:
         assert self.store is not None
         llm.reset()
         llm.eval(prefix)
-        self.store.put(self.store.key(prefix), PrefixState(tuple(prefix), _save(llm)))
+        self.store.put(self.store.key(prefix), PrefixState(tuple(prefix), save_context_state(llm)))
 
 
 def _chat_formatters(llama_cpp: Any, llm: Any) -> tuple[Any, Any] | None:
@@ -426,7 +426,7 @@ def _chat_formatters(llama_cpp: Any, llm: Any) -> tuple[Any, Any] | None:
     )
 
 
-def _save(llm: Any) -> bytes:
+def save_context_state(llm: Any) -> bytes:
     """llama.cpp's context state (the KV cache of the evaluated tokens), without llama-cpp-python's
     copy of the logits array (hundreds of MB for a 150k vocabulary)."""
     low = import_llama_cpp().llama_cpp
