@@ -68,6 +68,10 @@ class Context:
         self.batch = self.low.llama_batch_init(BATCH + sequences, 0, 1)
         self.states: dict[tuple[int, ...], bytes] = {}
 
+    def close(self) -> None:
+        self.low.llama_batch_free(self.batch)
+        self.low.llama_free(self.ctx)
+
     def decode(self, items: list[tuple[int, int, int, bool]]) -> None:
         """items: (token, position, sequence, wants logits)."""
         b = self.batch
@@ -164,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in requests:
         if tuple(r.prefix) not in ctx.states:
             ctx.save(r.prefix)
-    serial, serial_s = ctx.run(requests, 1, settings.max_answer_tokens)
-    batched, batched_s = ctx.run(requests, args.sequences, settings.max_answer_tokens)
+    try:
+        serial, serial_s = ctx.run(requests, 1, settings.max_answer_tokens)
+        batched, batched_s = ctx.run(requests, args.sequences, settings.max_answer_tokens)
+    finally:
+        ctx.close()
     result = {
         "questions": [r.qid for r in requests],
         "sequences": args.sequences,
