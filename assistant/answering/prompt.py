@@ -66,7 +66,10 @@ def system_prompt(plan_name: str = "") -> str:
 
 # After the unit, so it is the last thing the model reads before the question; in the cached prefix.
 DEFAULT_STYLE = "回答要求：用通俗易懂的话，2到3句，直接说规划里有哪些相关的做法，尽量用原文的说法，不要复述问题。"
-ASK = "请根据上面的规划原文，直接说规划里有哪些相关的做法。"  # the few uncached words after every question
+# The few uncached words after every question (15 tokens). Cut to 5 ("直接说规划的做法。", ~0.23 s less first
+# token) quality moved both ways: dev P +0.015, fresh tune R -0.025, held-out tune P -0.028; with none, the
+# model echoed the question.
+ASK = "请根据上面的规划原文，直接说规划里有哪些相关的做法。"
 
 
 def _style(language: str, mode: str) -> str:
