@@ -28,11 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from assistant.answering.pipeline import Assistant
-from assistant.answering.prompt import build_messages, prompt_hits
-from assistant.config import load_settings
-from assistant.evaluation.questions import read_questions
-from assistant.generation.llama import LlamaGenerator, import_llama_cpp
+from assistant.evaluation.scripts import answerable_prompt_plans, llama_assistant
+from assistant.generation.llama import import_llama_cpp
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH = 512
@@ -145,24 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    settings = load_settings(backend="llama")
-    assistant = Assistant(settings)
-    assistant.warm_up()
-    generator = assistant.resources.generator
-    if not isinstance(generator, LlamaGenerator):
-        raise SystemExit(f"needs the llama backend ({assistant.resources.generator_error})")
-    generator.load()
-
-    requests = []
-    for q in read_questions(args.questions):
-        if q.kind in ("unanswerable", "adversarial") or q.history or len(requests) >= args.limit:
-            continue
-        shown = prompt_hits(assistant.retriever().run(q.question, k=settings.top_k))
-        scored = assistant.resources.scorer.run(q.question, shown)
-        messages = build_messages(q.question, shown, "zh", settings.mode, scored, assistant.resources.plan_name)
-        plan = generator.prompt_plan(messages)
-        if plan is not None:
-            requests.append(Request(q.id, plan.prefix, plan.full))
+    assistant, settings, generator = llama_assistant()
+    plans = answerable_prompt_plans(assistant, generator, args.questions, args.limit)
+    requests = [Request(qid, plan.prefix, plan.full) for qid, plan in plans]
 
     ctx = Context(generator.model, args.sequences, settings.llm_context, settings.threads)
     for r in requests:

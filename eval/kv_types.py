@@ -18,11 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from assistant.answering.pipeline import Assistant
-from assistant.answering.prompt import build_messages, prompt_hits
-from assistant.config import load_settings
-from assistant.evaluation.questions import read_questions
-from assistant.generation.llama import LlamaGenerator, PromptPlan, import_llama_cpp, save_context_state
+from assistant.evaluation.scripts import answerable_prompt_plans, llama_assistant
+from assistant.generation.llama import PromptPlan, import_llama_cpp, save_context_state
 
 ROOT = Path(__file__).resolve().parent.parent
 GGML_TYPE_Q8_0 = 8
@@ -76,23 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=Path, default=ROOT / "eval" / "dev_questions.jsonl")
     parser.add_argument("--limit", type=int, default=8)
     args = parser.parse_args(argv)
-    settings = load_settings(backend="llama")
-    assistant = Assistant(settings)
-    assistant.warm_up()
-    generator = assistant.resources.generator
-    if not isinstance(generator, LlamaGenerator):
-        raise SystemExit(f"needs the llama backend ({assistant.resources.generator_error})")
-    plans = []
-    for q in read_questions(args.questions):
-        if q.kind in ("unanswerable", "adversarial") or q.history or len(plans) >= args.limit:
-            continue
-        shown = prompt_hits(assistant.retriever().run(q.question, k=settings.top_k))
-        scored = assistant.resources.scorer.run(q.question, shown)
-        plan = generator.prompt_plan(
-            build_messages(q.question, shown, "zh", settings.mode, scored, assistant.resources.plan_name)
-        )
-        if plan is not None:
-            plans.append((q.id, plan))
+    assistant, settings, generator = llama_assistant()
+    plans = answerable_prompt_plans(assistant, generator, args.questions, args.limit)
     path = str(generator.model_path)
     generator.close()  # one model in memory at a time
     results = {

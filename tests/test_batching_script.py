@@ -3,30 +3,18 @@ sequences answers every request (with the real small model)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from assistant.config import Settings
+from assistant.evaluation.scripts import eval_script
 from assistant.generation.llama import LlamaGenerator
 
 from conftest import ROOT
 from helpers_llm import SMALL_MODEL
 
-
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_batching", ROOT / "eval" / "batching.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-batching = _load_module()
+batching = eval_script("batching")
 
 
 @pytest.mark.slow

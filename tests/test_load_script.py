@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from conftest import ROOT
+from assistant.evaluation.scripts import eval_script
 
-
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("eval_load", ROOT / "eval" / "load.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
-
-
-load = _load_module()
+load = eval_script("load")
 
 
 @pytest.mark.parametrize(

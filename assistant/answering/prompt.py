@@ -165,11 +165,15 @@ class Drafter:
         self.max_tokens = max_tokens
         self.plan_name = plan_name  # e.g. Document.meta.name, for the system prompt
 
-    def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
+    def messages(self, query: Query, hits: list[Hit]) -> list[Message]:
+        """The prompt ``run`` sends for ``query``."""
         shown = prompt_hits(hits)
         question = query.english or query.standalone
         scored = self.scorer.run(question, shown)
-        messages = build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
+        return build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
+
+    def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
+        messages = self.messages(query, hits)
         stream = self.generator.stream(messages, max_tokens=self.max_tokens, temperature=0.0)
         text = ""
         try:

@@ -18,9 +18,7 @@ table of ``eval/load.py`` against a running ``policy-qa serve``.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -211,12 +209,9 @@ def write_chart(result: dict[str, Any], path: Path) -> str:
 
 def run_concurrency(url: str, levels: Sequence[int], questions: Sequence[Question], seconds: float) -> dict[str, Any]:
     """eval/load.py's load test at each client count against a running ``policy-qa serve``."""
-    spec = importlib.util.spec_from_file_location("policy_qa_load", PROJECT_ROOT / "eval" / "load.py")
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(PROJECT_ROOT / "eval" / "load.py")
-    load = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = load
-    spec.loader.exec_module(load)
+    from assistant.evaluation.scripts import eval_script  # the answering stack, only when a load test runs
+
+    load = eval_script("load")
     url = load.loopback_url(url)
     pairs = [(q.question, "[]" if not q.history else _history_json(q)) for q in questions]
     rows = []
