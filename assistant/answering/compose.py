@@ -146,8 +146,9 @@ class AnswerComposer:
         return self._answer(query, [*kept, *self._other_parts(query, hits, kept)], backend)
 
     def extractive(self, query: Query, hits: list[Hit]) -> Answer:
-        """Verified quotes of the best sentences, grouped by unit."""
-        extract = self.extractive_answerer.run(query.standalone, hits)
+        """Verified quotes of the best sentences, grouped by unit. They come from the units the model is
+        shown (``prompt_hits``), so a question naming "第43条" is not answered from another article."""
+        extract = self.extractive_answerer.run(query.standalone, prompt_hits(hits))
         by_unit: dict[str, list[Sentence]] = {}
         for s in extract.sentences:
             by_unit.setdefault(s.unit.unit_id, []).append(s)

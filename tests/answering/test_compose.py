@@ -77,3 +77,12 @@ def test_each_part_of_a_question_about_several_things_is_cited(index_dir: Path) 
     assert {reits.unit.number, 15} <= cited
     elevator = [c for c in answer.citations if c.article == 15]
     assert any("电梯" in c.quote for c in elevator)
+
+
+@pytest.mark.parametrize("number", [5, 24, 43])
+def test_quotes_for_a_question_naming_an_article_come_from_that_article(index_dir: Path, number: int) -> None:
+    """The model's draft cannot be verified, so the answer falls back to quotes: they are the named
+    article's, not a neighbour's that shares the question's words."""
+    answer = _ask(index_dir, "这一条讲的是月球基地的建设。", f"第{number}条的主要内容是什么？规划有什么措施和要求？")
+    assert not answer.abstained
+    assert {c.article for c in answer.citations} == {number}
