@@ -248,7 +248,17 @@ class AnswerabilityJudge:
             return "real_time"
         if any(place not in self.plan_text for place in _place_names(question)):
             return "other_place"
+        if any(not self._is_home(area) for area in _owning_areas(question)):
+            return "other_place"  # "肥东县十四五重点发展哪些产业": the plan names it as a partner, not its plan
         return None
+
+    @cached_property
+    def home_region(self) -> str:
+        """The plan's own region and the areas above it ("合肥市瑶海区"), from the corpus."""
+        return " ".join(d.meta.region for d in self.documents)
+
+    def _is_home(self, area: str) -> bool:
+        return area in self.home_region or any(area.startswith(part) for part in _area_parts(self.home_region))
 
     def _names_this_plan(self, title: str) -> bool:
         """《瑶海区十四五规划建议》 and the like: the user's own name for this plan (most of its
@@ -307,6 +317,31 @@ class AnswerabilityJudge:
         if verdict.lookup:
             return None
         return Verdict(False, "weak_evidence", self._closest(hits))
+
+
+_AREA_END = ("省", "市", "区", "县")  # administrative areas: each has its own plan
+_ASKING = re.compile(r"^(?:请问|我想(?:问|了解)(?:一下)?|想(?:问|了解)(?:一下)?)")
+
+
+def _area_parts(region: str) -> list[str]:
+    """"合肥市瑶海区" → ["合肥市", "瑶海区"]."""
+    return re.findall(rf".+?[{''.join(_AREA_END)}]", region)
+
+
+def _owning_areas(question: str) -> list[str]:
+    """Administrative areas the question is about: its subject (first, after "请问") or the owner of
+    what it asks ("肥东县的…"). A plan's region mentions its neighbours as partners, not their affairs."""
+    import jieba.posseg as pseg
+
+    from assistant.text.segment import quiet_jieba
+
+    quiet_jieba()
+    words = list(pseg.cut(_ASKING.sub("", question.strip())))
+    return [
+        w
+        for i, (w, flag) in enumerate(words)
+        if flag == "ns" and w.endswith(_AREA_END) and (i == 0 or (i + 1 < len(words) and words[i + 1].word == "的"))
+    ]
 
 
 def _place_names(question: str) -> list[str]:

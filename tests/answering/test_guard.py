@@ -123,6 +123,7 @@ class TestAnswerability:
             ("小区改造具体什么时候进场施工？", "schedule"),
             ("去年全区空气质量优良天数是多少天？", "after_adoption"),
             ("杭州的数字经济目标是什么？", "other_place"),
+            ("请问肥东县十四五期间重点发展哪些产业？", "other_place"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
@@ -135,6 +136,10 @@ class TestAnswerability:
         street number, which a plan's road projects do not give; "…之路怎么走" is not directions."""
         assert judge.unknown_to_plan("现在上班没空,晚上能不能办政务服务?") is None
         assert judge.unknown_to_plan("老街现在堵不堵车？") == "real_time"
+        # the plan names 肥东县 as a partner: a question about that partnership is the plan's own
+        assert "肥东县" in judge.plan_text
+        assert judge.unknown_to_plan("瑶海区和肥东县等东部地区怎么分工协作？") is None
+        assert judge.unknown_to_plan("合肥市的东部新中心怎么建？") is None
         assert judge.answer_type("瑶海的产业转型之路怎么走？") is None
         addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
