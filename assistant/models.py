@@ -205,6 +205,7 @@ class Hit:
     bm25_rank: int | None = None
     chunks: list[Chunk] = field(default_factory=list)  # its matching chunks, best first
     aspect: str | None = None  # the part of an "A、B分别…" question this unit answers best, searched alone
+    named: bool = False  # the question names this article by number ("第43条…")
 
     def to_dict(self) -> dict[str, Any]:
         return {

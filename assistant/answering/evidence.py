@@ -6,7 +6,6 @@ excerpts, the extractive answer and the "closest thing the plan says" line).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -17,6 +16,7 @@ import numpy as np
 
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
+from assistant.retrieval.sentences import SentenceIndex, sentences_key
 from assistant.retrieval.vector_cache import cached_vectors
 from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
 
@@ -36,10 +36,13 @@ class SentenceScorer:
     vectors are computed once per unit and cached), and by lying in one of the
     retriever's best chunks. Lower-ranked units get a small penalty."""
 
-    def __init__(self, embedder: Embedder | None = None, semantic_weight: float = 3.0) -> None:
+    def __init__(
+        self, embedder: Embedder | None = None, semantic_weight: float = 3.0, *, index: SentenceIndex | None = None
+    ) -> None:
         if semantic_weight < 0:
             raise ValueError(f"semantic_weight must be >= 0, got {semantic_weight}")
         self.embedder = embedder
+        self.index = index  # the retriever's sentence vectors, when it has them: embedded once for both
         self.semantic_weight = semantic_weight
         self._vectors: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -53,6 +56,10 @@ class SentenceScorer:
         assert self.embedder is not None
         with self._lock:
             cached = self._vectors.get(unit_id)
+        if cached is None and self.index is not None:
+            rows = self.index.vectors_of(unit_id, len(sentences))
+            if rows is not None:
+                return rows
         if cached is None or len(cached) != len(sentences):
             cached = np.asarray(self.embedder.embed_passages([s.text for s in sentences]), dtype=np.float32)
             with self._lock:
@@ -68,11 +75,11 @@ class SentenceScorer:
         is treated as missing and rewritten, and when it cannot be written (a
         read-only or full disk) the vectors are kept in memory and start-up goes on.
         Returns how many sentences were embedded (0 when loaded from the cache)."""
-        if self.embedder is None:
+        if self.embedder is None or (self.index is not None and all(self.index.vectors(u) is not None for u in units)):
             return 0
         per_unit = [(u.unit_id, u.sentences) for u in units]
         texts = [s.text for _, sents in per_unit for s in sents]
-        key = hashlib.sha256(("\x1f".join([self.embedder.model_id, *texts])).encode("utf-8")).hexdigest()
+        key = sentences_key(self.embedder.model_id, texts)
         shape = (len(texts), int(self.embedder.dim))
         embedder = self.embedder
         matrix, computed = cached_vectors(cache_file, key, shape, lambda: embedder.embed_passages(texts), "sentence-vector")

@@ -13,9 +13,13 @@ NOT_IN_PLAN_MARK = "规划未提及"
 
 
 def prompt_hits(hits: list[Hit]) -> list[Hit]:
-    """The units shown to the model: the top one, plus others close to it in score."""
+    """The units shown to the model: the articles the question names by number if any ("第43条…" is
+    answered from article 43), else the top one plus others close to it in score."""
     if not hits:
         return []
+    named = [h for h in hits if h.named]
+    if named:
+        return named[:3]
     top = hits[0].score
     return [h for i, h in enumerate(hits[:3]) if i == 0 or h.score >= 0.6 * top]
 

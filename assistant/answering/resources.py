@@ -12,11 +12,10 @@ from assistant.answering.evidence import SentenceScorer
 from assistant.answering.intent import IntentClassifier
 from assistant.config import Settings
 from assistant.errors import AssistantError
-from assistant.files import slug
 from assistant.generation import Generator, create_generator
 from assistant.models import Document
 from assistant.retrieval.embedders import Embedder, RecentQueries, create_embedder
-from assistant.retrieval.retriever import Retriever
+from assistant.retrieval.retriever import Retriever, sentence_cache
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ class Resources:
     def scorer(self) -> SentenceScorer:
         with self._lock:
             if self._scorer is None:
-                self._scorer = SentenceScorer(self.embedder)
+                self._scorer = SentenceScorer(self.embedder, index=self.retriever().sentences)
             return self._scorer
 
     @property
@@ -137,7 +136,7 @@ class Resources:
         self.progress("准备检索索引…")
         self.retriever()
         self.progress("准备句子级证据…")
-        self.scorer.precompute(units, self.settings.cache_dir / f"sentences-{slug(self.embedder.model_id)}.npz")
+        self.scorer.precompute(units, sentence_cache(self.settings, self.embedder))  # the retriever's, unless BM25 only
         self.progress("准备问题分类…")
         try:
             self.intents.load()

@@ -8,7 +8,8 @@ user turn is mixed in at a lower weight than the question itself, so "那高中�
 after a question about kindergartens still lands on the schooling article.
 Two exact signals join the fusion: an article the question names ("第43条…") ranks
 first, and a question about each of several things ("A、B分别…") is also searched
-once per part, so each part's article is among the hits.
+once per part, so each part's article is among the hits. In hybrid mode the units are
+also ranked by their best single sentence (``SentenceIndex``), at a lower weight.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from assistant.errors import ConfigError, IndexStoreError, InvalidInputError
+from assistant.files import slug
 from assistant.models import ChatTurn, Chunk, Document, Hit, Unit
+from assistant.retrieval.sentences import SentenceIndex
 from assistant.retrieval.store import HybridIndex, ensure_index
 from assistant.text import referenced_articles, search_terms, to_simplified
 from assistant.text.aspects import split_aspects
@@ -70,6 +74,10 @@ class Retriever:
     ``history_weight`` 0.5: dev follow-ups R@1 0.75 without history, 1.0 with it.
     ``named_weight``: the weight of the articles the question names by number; 3.0 outranks a unit
     that is first on both dense and BM25 (2 / (rrf_k + 1)).
+    ``sentence_weight``: the weight of the units ranked by their best sentence (hybrid mode, with
+    ``sentences``). Measured on the tuning sets (dev, held-out tune, fresh tune, probe tune: 158
+    answerable): R@1 0.861 → 0.892 and MRR 0.915 → 0.933 at 0.3; 0.5 gave 0.880 (dev R@1 0.941 →
+    0.912), 1.0 0.873, 2.0 0.861: a unit's best sentence is a good tie-breaker, not a ranking.
     """
 
     def __init__(
@@ -86,6 +94,8 @@ class Retriever:
         history_weight: float = 0.5,
         history_turns: int = 1,
         named_weight: float = 3.0,
+        sentences: SentenceIndex | None = None,
+        sentence_weight: float = 0.3,
         max_chars: int = DEFAULT_MAX_CHARS,
     ) -> None:
         if mode not in MODES:
@@ -99,6 +109,8 @@ class Retriever:
             raise ConfigError(f"history_weight must be in 0..1, got {history_weight!r}")
         if named_weight < 0:
             raise ConfigError(f"named_weight must be >= 0, got {named_weight!r}")
+        if sentence_weight < 0:
+            raise ConfigError(f"sentence_weight must be >= 0, got {sentence_weight!r}")
         if history_turns < 0:
             raise ConfigError(f"history_turns must be >= 0, got {history_turns!r}")
         if mode != "bm25":
@@ -120,6 +132,8 @@ class Retriever:
         self.history_weight = history_weight
         self.history_turns = history_turns
         self.named_weight = named_weight
+        self.sentences = sentences
+        self.sentence_weight = sentence_weight
         self.max_chars = max_chars
         self.units: dict[str, Unit] = {u.unit_id: u for d in self.documents for u in d.units}
         missing = {c.unit_id for c in index.chunks} - set(self.units)
@@ -150,6 +164,11 @@ class Retriever:
 
             embedder = create_embedder(settings)
         index, _ = ensure_index(settings, documents, embedder, progress=progress)
+        if "sentences" not in options and settings.retrieval_mode != "bm25":
+            if progress is not None:
+                progress("准备句子向量…")
+            units = [u for d in documents for u in d.units]
+            options["sentences"] = SentenceIndex(units, embedder, sentence_cache(settings, embedder))
         return cls(
             index,
             embedder,
@@ -175,6 +194,8 @@ class Retriever:
             "history_weight": self.history_weight,
             "history_turns": self.history_turns,
             "named_weight": self.named_weight,
+            "sentences": self.sentences,
+            "sentence_weight": self.sentence_weight,
             "max_chars": self.max_chars,
         }
         opts.update(changes)
@@ -246,7 +267,10 @@ class Retriever:
         named = self._named_chunks(question)
         if named:
             stage_lists.append(("named", self.named_weight, False, named))
-        hits = self._mark_aspects(self._fuse(stage_lists, k), parts, by_query)
+        by_sentence: list[tuple[str, float]] = []
+        if self.mode == "hybrid" and self.sentences is not None and self.sentence_weight > 0:
+            by_sentence = self.sentences.rank_units(vecs[0])
+        hits = self._mark_aspects(self._fuse(stage_lists, k, by_sentence), parts, by_query)
         self.last_timings_ms = {
             "dense_ms": (t1 - t0) * 1000,
             "bm25_ms": (t2 - t1) * 1000,
@@ -288,7 +312,14 @@ class Retriever:
                 seen.add(chunk.unit_id)
         return firsts + rest
 
-    def _fuse(self, stage_lists: list[tuple[str, float, bool, list[tuple[int, float]]]], k: int) -> list[Hit]:
+    def _fuse(
+        self,
+        stage_lists: list[tuple[str, float, bool, list[tuple[int, float]]]],
+        k: int,
+        by_sentence: list[tuple[str, float]] | None = None,
+    ) -> list[Hit]:
+        """Chunk-level RRF over the stages, aggregated to units; ``by_sentence`` (units ranked by their
+        best sentence) adds ``sentence_weight / (rrf_k + rank)`` to the units the stages found."""
         chunk_score: dict[int, float] = {}
         accs: dict[str, _UnitAcc] = {}
         chunks = self.index.chunks
@@ -313,14 +344,16 @@ class Retriever:
             accs[chunks[idx].unit_id].chunk_scores[idx] = s
 
         take = {"max": 1, "sum2": 2, "sum3": 3}[self.aggregation]
+        bonus = {uid: self.sentence_weight / (self.rrf_k + rank) for rank, (uid, _) in enumerate(by_sentence or [], start=1)}
         scored: list[tuple[float, str]] = []
         for unit_id, acc in accs.items():
             best = sorted(acc.chunk_scores.values(), reverse=True)[:take]
-            scored.append((sum(best), unit_id))
+            scored.append((sum(best) + bonus.get(unit_id, 0.0), unit_id))
         # Ties (rare) go to reading order, so results are deterministic.
         order = {uid: i for i, uid in enumerate(self.units)}
         scored.sort(key=lambda t: (-t[0], order.get(t[1], 0)))
 
+        named = {chunks[idx].unit_id for stage, _, _, ranked in stage_lists if stage == "named" for idx, _ in ranked}
         hits: list[Hit] = []
         for score, unit_id in scored[:k]:
             acc = accs[unit_id]
@@ -336,6 +369,12 @@ class Retriever:
                     dense_rank=acc.dense_rank,
                     bm25_rank=acc.bm25_rank,
                     chunks=ranked_chunks,
+                    named=unit_id in named,
                 )
             )
         return hits
+
+
+def sentence_cache(settings: Settings, embedder: Embedder) -> Path:
+    """Where the sentence vectors of this embedder are kept (the evidence scorer reads the same)."""
+    return Path(settings.cache_dir) / f"sentences-{slug(embedder.model_id)}.npz"

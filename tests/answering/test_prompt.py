@@ -102,3 +102,11 @@ def test_a_question_about_each_of_several_things_keeps_every_shown_unit(retrieve
     assert secondary_hits(shown, scored, several=True) == shown[1:]
     messages = build_messages(question, shown, "zh-Hans", "resident", scored, plan_name=PLAN)
     assert all(h.unit.label in messages[-1]["content"] for h in shown[1:])
+
+
+def test_a_question_naming_an_article_shows_the_model_only_that_article(retriever: Retriever) -> None:
+    hits = hits_for(retriever, "第二十四条里关于养老服务体系是怎么说的？")
+    assert hits[0].unit.number == 24 and len(hits) > 1
+    assert [h.unit.number for h in prompt_hits(hits)] == [24]
+    messages = build_messages("第二十四条里关于养老服务体系是怎么说的？", hits, "zh-Hans", "resident", plan_name=PLAN)
+    assert "其他相关原文" not in messages[-1]["content"]
