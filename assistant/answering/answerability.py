@@ -319,6 +319,8 @@ class AnswerabilityJudge:
         return Verdict(False, "weak_evidence", self._closest(hits))
 
 
+# jieba tags a floor or a building number as a place ("六楼的父母"); a resident's home is not another place
+_FLOOR = re.compile(r"[\d一二三四五六七八九十两几]+[楼层栋幢号]")
 _AREA_END = ("省", "市", "区", "县")  # administrative areas: each has its own plan
 _ASKING = re.compile(r"^(?:请问|我想(?:问|了解)(?:一下)?|想(?:问|了解)(?:一下)?)")
 
@@ -356,5 +358,7 @@ def _place_names(question: str) -> list[str]:
         w
         for i, (w, flag) in enumerate(words)
         # a two-character one only as the owner of what is asked about ("杭州的…"): short tags are noisy
-        if flag == "ns" and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and words[i + 1].word == "的"))
+        if flag == "ns"
+        and not _FLOOR.fullmatch(w)
+        and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and words[i + 1].word == "的"))
     ]

@@ -22,7 +22,7 @@ from assistant.answering.guard import QuestionGuard
 from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
 from assistant.answering.resources import Progress, Resources
-from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names
 from assistant.answering.timing import Timer
 from assistant.config import MODES, Settings
 from assistant.errors import GenerationError, InvalidInputError
@@ -127,7 +127,7 @@ class Assistant:
         standalone = FollowUpRewriter(generator).run(simplified, turns)
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
-            standalone = QueryTranslator(generator).run(standalone)
+            standalone = QueryTranslator(generator, names=plan_names(self.documents)).run(standalone)
         if standalone != simplified:
             # What the rewrite carried in from the conversation is checked for instructions; an elliptical
             # follow-up to an accepted question is not re-judged as a task.

@@ -140,6 +140,9 @@ class TestAnswerability:
         assert "肥东县" in judge.plan_text
         assert judge.unknown_to_plan("瑶海区和肥东县等东部地区怎么分工协作？") is None
         assert judge.unknown_to_plan("合肥市的东部新中心怎么建？") is None
+        # a floor is not a place ("六楼的父母"); a city that starts with a numeral still is
+        assert judge.unknown_to_plan("我们的老楼六楼的父母爬楼梯困难，区里有没有帮助老楼的计划？") is None
+        assert "六安" not in judge.plan_text and judge.unknown_to_plan("六安的十四五规划重点是什么？") == "other_place"
         assert judge.answer_type("瑶海的产业转型之路怎么走？") is None
         addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable

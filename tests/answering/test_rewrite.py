@@ -1,9 +1,10 @@
 
-from assistant.answering.rewrite import FollowUpRewriter, rule_rewrite
-from assistant.models import ChatTurn
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names, rule_rewrite
+from assistant.ingest.corpus import load_corpus
+from assistant.models import ChatTurn, Document, DocumentMeta
 from assistant.text.dialogue import needs_context
 
-from conftest import ScriptedGenerator
+from conftest import CORPUS_DIR, ScriptedGenerator
 
 KINDERGARTEN = [
     ChatTurn("user", "区里对幼儿园有什么规划？"),
@@ -50,3 +51,21 @@ def test_traditional_follow_up_is_detected() -> None:
     assert needs_context("那高中呢？") and needs_context("這個呢") and not needs_context(
         "瑶海区建筑业总产值的目标是多少？省内、省外建筑业产值各要突破多少？"
     )
+
+
+def test_the_translator_is_told_the_plan_and_region_names_from_the_corpus() -> None:
+    """Without them the small model transliterates "Yaohai" (雅鸽区), which reads as another place."""
+    meta = load_corpus(CORPUS_DIR)[0].meta
+    names = plan_names(load_corpus(CORPUS_DIR))
+    assert meta.short_title in names and meta.english_title in names and meta.region in names
+    gen = ScriptedGenerator("瑶海区会建设更多公共图书馆吗？")
+    out = QueryTranslator(gen, names=names).run("Will Yaohai District build more libraries?")
+    assert out == "瑶海区会建设更多公共图书馆吗？"
+    assert names in gen.calls[0][0]["content"] and gen.calls[0][-1]["content"] == "Will Yaohai District build more libraries?"
+
+
+def test_plan_names_leave_out_what_the_metadata_lacks() -> None:
+    meta = DocumentMeta(doc_id="d", title="某某区发展规划", issuer="", adopted="", published="", source="", filename="d.txt")
+    bare = Document(meta, "第一条 总则", None, (), "")
+    assert plan_names([bare]) == "规划指某某区发展规划。"
+    assert plan_names([]) == ""
