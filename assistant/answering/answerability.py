@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from assistant.models import Citation, Document, Hit, Sentence
 from assistant.text import referenced_articles, to_simplified
@@ -333,32 +333,33 @@ def _area_parts(region: str) -> list[str]:
 def _owning_areas(question: str) -> list[str]:
     """Administrative areas the question is about: its subject (first, after "请问") or the owner of
     what it asks ("肥东县的…"). A plan's region mentions its neighbours as partners, not their affairs."""
+    words = _tagged(_ASKING.sub("", question.strip()))
+    return [
+        w
+        for i, (w, flag) in enumerate(words)
+        if flag == "ns" and w.endswith(_AREA_END) and (i == 0 or (i + 1 < len(words) and words[i + 1][0] == "的"))
+    ]
+
+
+@lru_cache(maxsize=64)
+def _tagged(text: str) -> tuple[tuple[str, str], ...]:
+    """jieba's words and part-of-speech tags (each check of a question reads them; tagged once)."""
     import jieba.posseg as pseg
 
     from assistant.text.segment import quiet_jieba
 
     quiet_jieba()
-    words = list(pseg.cut(_ASKING.sub("", question.strip())))
-    return [
-        w
-        for i, (w, flag) in enumerate(words)
-        if flag == "ns" and w.endswith(_AREA_END) and (i == 0 or (i + 1 < len(words) and words[i + 1].word == "的"))
-    ]
+    return tuple((w.word, w.flag) for w in pseg.cut(text))
 
 
 def _place_names(question: str) -> list[str]:
     """Place names in the question (jieba's part-of-speech tag ``ns``), simplified."""
-    import jieba.posseg as pseg
-
-    from assistant.text.segment import quiet_jieba
-
-    quiet_jieba()
-    words = list(pseg.cut(question))
+    words = _tagged(question)
     return [
         w
         for i, (w, flag) in enumerate(words)
         # a two-character one only as the owner of what is asked about ("杭州的…"): short tags are noisy
         if flag == "ns"
         and not _FLOOR.fullmatch(w)
-        and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and words[i + 1].word == "的"))
+        and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and words[i + 1][0] == "的"))
     ]

@@ -16,8 +16,7 @@ import numpy as np
 
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
-from assistant.retrieval.sentences import SentenceIndex, sentences_key
-from assistant.retrieval.vector_cache import cached_vectors
+from assistant.retrieval.sentences import SentenceIndex
 from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
 
 log = logging.getLogger(__name__)
@@ -54,12 +53,11 @@ class SentenceScorer:
 
     def _unit_vectors(self, unit_id: str, sentences: tuple[Sentence, ...]) -> np.ndarray:
         assert self.embedder is not None
-        with self._lock:
+        rows = self.index.vectors_of(unit_id, len(sentences)) if self.index is not None else None
+        if rows is not None:
+            return rows
+        with self._lock:  # a unit the index does not hold (or no index): embedded once, on first use
             cached = self._vectors.get(unit_id)
-        if cached is None and self.index is not None:
-            rows = self.index.vectors_of(unit_id, len(sentences))
-            if rows is not None:
-                return rows
         if cached is None or len(cached) != len(sentences):
             cached = np.asarray(self.embedder.embed_passages([s.text for s in sentences]), dtype=np.float32)
             with self._lock:
@@ -67,29 +65,14 @@ class SentenceScorer:
         return cached
 
     def precompute(self, units: list[Unit], cache_file: Path | None = None) -> int:
-        """Embed every unit's sentences now (at start-up) instead of on first use.
-
-        With ``cache_file`` the vectors are kept on disk, keyed by the embedder and
-        the exact sentences, so later starts load them instead of re-embedding.
-        The cache is only ever an optimisation: an empty, truncated or corrupt file
-        is treated as missing and rewritten, and when it cannot be written (a
-        read-only or full disk) the vectors are kept in memory and start-up goes on.
+        """Embed every unit's sentences now (at start-up) instead of on first use, kept on disk in
+        ``cache_file`` (a ``SentenceIndex``: a damaged or stale file is rebuilt, an unwritable one only
+        costs the next start). Nothing to do when the index already holds them (the retriever's).
         Returns how many sentences were embedded (0 when loaded from the cache)."""
         if self.embedder is None or (self.index is not None and all(self.index.vectors(u) is not None for u in units)):
             return 0
-        per_unit = [(u.unit_id, u.sentences) for u in units]
-        texts = [s.text for _, sents in per_unit for s in sents]
-        key = sentences_key(self.embedder.model_id, texts)
-        shape = (len(texts), int(self.embedder.dim))
-        embedder = self.embedder
-        matrix, computed = cached_vectors(cache_file, key, shape, lambda: embedder.embed_passages(texts), "sentence-vector")
-        embedded = len(texts) if computed else 0
-        row = 0
-        with self._lock:
-            for unit_id, sents in per_unit:
-                self._vectors[unit_id] = matrix[row : row + len(sents)]
-                row += len(sents)
-        return embedded
+        self.index = SentenceIndex(units, self.embedder, cache_file)
+        return len(self.index) if self.index.computed else 0
 
     def run(self, question: str, hits: list[Hit]) -> list[ScoredSentence]:
         """All sentences of ``hits``, best first."""
