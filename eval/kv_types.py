@@ -1,4 +1,5 @@
-"""Would a quantised KV cache pay here? f16 against q8_0 (which needs flash attention), side by side.
+"""Would a quantised KV cache or flash attention pay here? f16 against f16 with flash attention and
+q8_0 (which needs flash attention), side by side.
 
     .venv/bin/python eval/kv_types.py --questions eval/dev_questions.jsonl --limit 8
 
@@ -23,7 +24,7 @@ from assistant.generation.llama import PromptPlan, import_llama_cpp, save_contex
 
 ROOT = Path(__file__).resolve().parent.parent
 GGML_TYPE_Q8_0 = 8
-KV_TYPES = {"f16": {}, "q8_0": {"type_k": GGML_TYPE_Q8_0, "type_v": GGML_TYPE_Q8_0, "flash_attn": True}}
+KV_TYPES = {"f16": {}, "f16+flash": {"flash_attn": True}, "q8_0": {"type_k": GGML_TYPE_Q8_0, "type_v": GGML_TYPE_Q8_0, "flash_attn": True}}
 
 
 def measure(
