@@ -8,8 +8,9 @@ Decided from evidence, not from lists of districts or phrases:
   mentions, so nothing about it is written here;
 * **retrieval strength**: a best hit that is weak on both dense and BM25 scores
   is no answer;
-* after drafting, the model's own "规划未提及" (``believes_model``) and the
-  answer type in the quotes the answer actually cites (``unmet``).
+* after drafting, the model's own "规划未提及" (``believes_model``), its odds of
+  saying so when its draft cannot be verified (``doubts``), and the answer type
+  in the quotes the answer actually cites (``unmet``).
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ class AnswerabilityJudge:
     ``min_dense`` / ``min_bm25``: below both, the best hit is too weak to be an
     answer. ``closest_dense``: a closest-match quote is offered only when at least
     this similar. ``evidence_sentences``: how many best-matching sentences of the
-    top units must hold the answer type.
+    top units must hold the answer type. ``doubt_logprob``: a draft that cannot be
+    verified is taken as silence when the model gave its "规划未提及" opening at
+    least this log-probability (``doubts``).
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class AnswerabilityJudge:
         min_bm25: float = 4.0,
         closest_dense: float = 0.78,
         evidence_sentences: int = 4,
+        doubt_logprob: float = -6.0,
     ) -> None:
         if not 0.0 <= min_dense <= 1.0:
             raise ValueError(f"min_dense must be in [0, 1], got {min_dense}")
@@ -197,11 +201,14 @@ class AnswerabilityJudge:
             raise ValueError(f"min_bm25 must be >= 0, got {min_bm25}")
         if evidence_sentences < 1:
             raise ValueError(f"evidence_sentences must be >= 1, got {evidence_sentences}")
+        if not doubt_logprob <= 0.0:
+            raise ValueError(f"doubt_logprob is a log-probability, so <= 0, got {doubt_logprob}")
         self.documents = list(documents)
         self.min_dense = min_dense
         self.min_bm25 = min_bm25
         self.closest_dense = closest_dense
         self.evidence_sentences = evidence_sentences
+        self.doubt_logprob = doubt_logprob
         self._types = {k: (re.compile(q, re.IGNORECASE), re.compile(e)) for k, (q, e) in _ANSWER_TYPES.items()}
 
     @cached_property
@@ -311,6 +318,14 @@ class AnswerabilityJudge:
         if re.search(pattern, " ".join(c.quote for c in citations)):
             return None
         return Verdict(False, wanted, self._closest(hits))
+
+    def doubts(self, verdict: Verdict, hits: list[Hit], silence_logprob: float | None) -> Verdict | None:
+        """Two signals together: the draft could not be verified against the plan, and the model itself
+        weighed opening with "规划未提及" (``silence_logprob``, its log-probability) at or above
+        ``doubt_logprob``. Either alone is common in answers to answerable questions. Not for a lookup."""
+        if verdict.lookup or silence_logprob is None or silence_logprob < self.doubt_logprob:
+            return None
+        return Verdict(False, "weak_evidence", self._closest(hits))
 
     def believes_model(self, verdict: Verdict, hits: list[Hit]) -> Verdict | None:
         """The model wrote "规划未提及": believed, except for a lookup, whose answer is the retrieved article."""

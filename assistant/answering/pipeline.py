@@ -178,7 +178,7 @@ class Assistant:
                     draft_parts.append(piece)
                     yield StreamEvent("token", text=to_traditional(piece) if query.language == "zh-Hant" else piece)
                 timer.mark("generation_ms")
-                answer = self._from_draft("".join(draft_parts), query, hits, verdict, refusals, generator.name, warnings)
+                answer = self._from_draft("".join(draft_parts), query, hits, verdict, refusals, drafter, warnings)
             except GenerationError as exc:
                 log.warning("generation failed, answering with quotes: %s", exc)
                 warnings.append("语言模型暂时出错，已改用规划原文摘录回答。")
@@ -194,16 +194,16 @@ class Assistant:
         return answer
 
     def _from_draft(
-        self, draft: str, query: Query, hits: list[Hit], verdict: Verdict, refusals: Refusals, backend: str, warnings: list[str]
+        self, draft: str, query: Query, hits: list[Hit], verdict: Verdict, refusals: Refusals, drafter: Drafter, warnings: list[str]
     ) -> Answer:
         # The model read the text and found no answer: evidence of silence (a lookup is answered by retrieval).
         silent = self.judge.believes_model(verdict, hits) if says_not_in_plan(draft.strip()) else None
-        answer = None if silent else self.composer.from_draft(draft, query, hits, backend, lead_with_top=verdict.lookup)
+        answer = None if silent else self.composer.from_draft(draft, query, hits, drafter.generator.name, lead_with_top=verdict.lookup)
         unverified = silent is None and answer is None
-        if unverified:
-            answer = self.composer.extractive(query, hits)
-        if answer is not None:  # what the answer cites must be what was asked (a date for "when", …)
-            silent = self.judge.unmet(verdict, answer.citations, hits)
+        if unverified:  # nothing it wrote is in the plan: did it think of saying the plan is silent?
+            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob())
+            answer = None if silent else self.composer.extractive(query, hits)
+        silent = silent if answer is None else self.judge.unmet(verdict, answer.citations, hits)  # a date for "when"…
         if silent is not None:
             answer = refusals.not_in_plan(query, silent, hits)
         elif unverified:

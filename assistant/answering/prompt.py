@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from assistant.answering.evidence import ScoredSentence, SentenceScorer
+from assistant.errors import GenerationError
 from assistant.generation import Generator, Message
 from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
 
+log = logging.getLogger(__name__)
 NOT_IN_PLAN_MARK = "规划未提及"
 
 
@@ -168,6 +171,8 @@ class Drafter:
         self.scorer = scorer
         self.max_tokens = max_tokens
         self.plan_name = plan_name  # e.g. Document.meta.name, for the system prompt
+        self.sent: list[Message] | None = None  # the last prompt ``run`` sent, and in which language
+        self.sent_language = ""
 
     def messages(self, query: Query, hits: list[Hit]) -> list[Message]:
         """The prompt ``run`` sends for ``query``."""
@@ -177,7 +182,8 @@ class Drafter:
         return build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
 
     def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
-        messages = self.messages(query, hits)
+        messages = self.sent = self.messages(query, hits)
+        self.sent_language = query.language
         stream = self.generator.stream(messages, max_tokens=self.max_tokens, temperature=0.0)
         text = ""
         try:
@@ -190,3 +196,17 @@ class Drafter:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+    def silence_logprob(self) -> float | None:
+        """log P(the model's reply to the last prompt opens with "规划未提及"): its own doubt, read from the
+        context that just wrote the draft. None when the backend cannot score a reply, or for an English
+        reply (whose refusal is worded freely)."""
+        score = getattr(self.generator, "reply_logprob", None)
+        if score is None or self.sent is None or self.sent_language == "en":
+            return None
+        try:
+            value = score(self.sent, NOT_IN_PLAN_MARK)
+        except GenerationError as exc:  # a missing signal, not a failed answer: the draft stands
+            log.warning("could not score the model's doubt: %s", exc)
+            return None
+        return value if isinstance(value, float) else None

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import ConfigError, GenerationError, MissingDependencyError, ModelError
+from assistant.errors import ConfigError, GenerationError, InvalidInputError, MissingDependencyError, ModelError
 from assistant.files import slug
 from assistant.generation import Message, check_request
 from assistant.generation.gguf import check_gguf
@@ -206,8 +206,8 @@ class LlamaGenerator:
             if llm.model_params.use_extra_bufts:  # the patch did not take: generating would crash
                 llm.close()
                 raise ModelError("llama.cpp weight repacking could not be disabled; refusing to run the model")
+            self._formatters = _chat_formatters(llama_cpp, llm)  # also for reply_logprob without states
             if self.prefix_cache:
-                self._formatters = _chat_formatters(llama_cpp, llm)
                 if self._formatters is None:
                     log.info("prefix states off: %s has no GGUF chat template in use", self.model_path.name)
                 elif self.store is None:
@@ -285,6 +285,58 @@ class LlamaGenerator:
             if not got:
                 raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
             return self._plan(llm, messages, 1)
+
+    def reply_logprob(self, messages: list[Message], start: str) -> float | None:
+        """log P(the greedy reply to ``messages`` begins with ``start``): how much the model itself
+        weighed that opening. Right after ``stream`` on the same messages the context still holds their
+        prompt, so only ``start``'s tokens are evaluated (~50 ms each here). None without a GGUF chat
+        template (the prompt could not be formatted exactly as ``stream`` formats it)."""
+        check_request(messages, 1, 0.0, None)
+        if not isinstance(start, str) or not start:
+            raise InvalidInputError(f"start must be a non-empty string, got {start!r}")
+        self.load()
+        if self._formatters is None:
+            return None
+        with self._slot.hold(self.timeout_s) as got:
+            if not got:
+                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
+            llm = self._llm
+            if llm is None:
+                raise GenerationError("the model was unloaded")
+            full = self._tokens(llm, self._formatters[0](messages=messages).prompt)
+            wanted = list(llm.tokenize(start.encode("utf-8"), add_bos=False, special=False))
+            if len(full) + len(wanted) >= self.n_ctx:
+                return None
+            try:
+                return self._logprob(llm, messages, full, wanted)
+            except (RuntimeError, ValueError) as exc:
+                llm.reset()
+                raise GenerationError(f"llama.cpp failed: {exc}") from exc
+
+    def _logprob(self, llm: Any, messages: list[Message], full: list[int], wanted: list[int]) -> float:
+        """Put the context just before the prompt's last token, then evaluate it and ``wanted`` but
+        the last, summing each next token's log-probability."""
+        import numpy as np
+
+        head = len(full) - 1
+        if not (llm.n_tokens >= head and list(llm.input_ids[:head]) == full[:head]):
+            stats = self.last  # a lookup, not a request: the last request's figures stay
+            plan = self._plan(llm, messages, 1)
+            self.last = stats
+            if plan is not None and self._prepare(llm, plan):
+                llm.n_tokens = len(plan.prefix)
+            else:
+                llm.reset()
+            llm.eval(full[llm.n_tokens : head])
+        llm.n_tokens = head  # eval drops whatever the context held after this
+        low = import_llama_cpp().llama_cpp
+        total = 0.0
+        for before, token in zip([full[-1], *wanted[:-1]], wanted, strict=True):
+            llm.eval([before])
+            logits = np.ctypeslib.as_array(low.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)).astype(np.float64)
+            top = logits.max()
+            total += float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+        return total
 
     def state_stats(self) -> dict[str, int]:
         """Saved prefix states: counts and bytes in memory and on disk, hits and misses."""

@@ -224,9 +224,21 @@ class TestAnswerability:
         both = _hit(0.9, 12, "到二〇二五年建成轨道交通3号线。")
         assert judge.run(q, [both], both.unit.sentences).answerable
 
+    def test_the_models_doubt_counts_only_above_its_threshold_and_not_for_lookups(self, judge: AnswerabilityJudge) -> None:
+        hit = _hit(0.9, 12)
+        plain = judge.run("养老机构安全有什么要求？", [hit])
+        assert judge.doubts(plain, [hit], None) is None  # a backend that cannot score a reply
+        assert judge.doubts(plain, [hit], judge.doubt_logprob - 0.5) is None
+        doubted = judge.doubts(plain, [hit], judge.doubt_logprob + 0.5)
+        assert doubted is not None and not doubted.answerable and doubted.closest is hit
+        lookup = judge.run("“智慧化综合为老服务中心”出自哪一条？", [hit])
+        assert judge.doubts(lookup, [hit], 0.0) is None
+
     def test_bad_thresholds_are_named(self) -> None:
         with pytest.raises(ValueError, match="min_dense"):
             AnswerabilityJudge(min_dense=1.5)
+        with pytest.raises(ValueError, match="doubt_logprob"):
+            AnswerabilityJudge(doubt_logprob=0.5)
 
 
 def test_article_references() -> None:

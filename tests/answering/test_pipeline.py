@@ -69,6 +69,37 @@ def test_model_output_that_verifies_nothing_falls_back_to_quotes(index_dir: Path
     assert 19 in {c.article for c in answer.citations}
 
 
+class DoubtfulGenerator(ScriptedGenerator):
+    """A scripted model that also says how likely it found a reply's opening (``reply_logprob``)."""
+
+    def __init__(self, reply: str, logprob: float) -> None:
+        super().__init__(reply)
+        self.logprob = logprob
+        self.scored: list[tuple[list[dict[str, str]], str]] = []
+
+    def reply_logprob(self, messages: list[dict[str, str]], start: str) -> float:
+        self.scored.append((messages, start))
+        return self.logprob
+
+
+@pytest.mark.parametrize(("logprob", "declined"), [(-1.0, True), (-12.0, False)])
+def test_unverifiable_draft_is_silence_only_when_the_model_doubted(index_dir: Path, logprob: float, declined: bool) -> None:
+    gen = DoubtfulGenerator("根据第四十四条，每户老人可领取五万元养老金。", logprob)
+    answer = make(index_dir, gen).ask(ELDERLY)
+    assert gen.scored and gen.scored[0] == (gen.calls[-1], "规划未提及")  # the very prompt that wrote the draft
+    assert answer.abstained is declined
+    if declined:
+        assert answer.reason == "weak_evidence" and "12345" in answer.text
+    else:
+        assert answer.warnings and 19 in {c.article for c in answer.citations}
+
+
+def test_a_verified_draft_never_asks_for_the_models_doubt(index_dir: Path) -> None:
+    gen = DoubtfulGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。", 0.0)
+    answer = make(index_dir, gen).ask(ELDERLY)
+    assert not answer.abstained and not gen.scored
+
+
 def test_generation_error_falls_back_to_extractive_with_warning(index_dir: Path) -> None:
     gen = ScriptedGenerator(error=GenerationError("boom"))
     answer = make(index_dir, gen).ask(ELDERLY)

@@ -124,6 +124,20 @@ def test_streams_a_chinese_reply(small_llama: LlamaGenerator) -> None:
 
 
 @pytest.mark.slow
+def test_reply_logprob_scores_the_reply_the_model_gives(small_llama: LlamaGenerator) -> None:
+    counting = [{"role": "user", "content": "从1数到20，用英文逗号分隔，只输出数字。"}]
+    reply = "".join(small_llama.stream(counting, max_tokens=4))
+    right_after = small_llama.reply_logprob(counting, reply)  # the context still holds this prompt
+    assert right_after is not None and -3.0 < right_after <= 0.0  # greedy tokens: each the likeliest
+    unlikely = small_llama.reply_logprob(counting, "规划未提及")
+    assert unlikely is not None and unlikely < right_after - 5.0
+    list(small_llama.stream(CHINESE_PROMPT, max_tokens=3))  # another prompt in between: evaluated again
+    assert small_llama.reply_logprob(counting, reply) == pytest.approx(right_after, abs=0.05)
+    with pytest.raises(InvalidInputError, match="start"):
+        small_llama.reply_logprob(counting, "")
+
+
+@pytest.mark.slow
 def test_stop_strings_and_max_tokens(small_llama: LlamaGenerator) -> None:
     counting = [{"role": "user", "content": "从1数到20，用英文逗号分隔，只输出数字。"}]
     text = "".join(small_llama.stream(counting, max_tokens=30, stop=["5"]))
