@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,6 +246,16 @@ class LlamaGenerator:
         check_request(messages, max_tokens, temperature, stop)
         return self._generate(messages, max_tokens, temperature, stop or [])
 
+    @contextmanager
+    def _turn(self) -> Iterator[Any]:
+        """The loaded model, held for one short job after the requests queued before it."""
+        with self._slot.hold(self.timeout_s) as got:
+            if not got:
+                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
+            if self._llm is None:
+                raise GenerationError("the model was unloaded")
+            yield self._llm
+
     def warm_prefix(self, messages: list[Message]) -> str:
         """Make sure the state for ``messages`` as a prefix is saved (they are the messages a later
         request sends before its last one). Returns cached, built, short or off. Waits its turn."""
@@ -252,12 +263,7 @@ class LlamaGenerator:
         self.load()
         if not self.prefix_cache or self._formatters is None or self.store is None:
             return "off"
-        with self._slot.hold(self.timeout_s) as got:
-            if not got:
-                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
-            llm = self._llm
-            if llm is None:
-                raise GenerationError("the model was unloaded")
+        with self._turn() as llm:
             prefix = self._tokens(llm, self._formatters[1](messages=messages).prompt)
             if len(prefix) < self.min_prefix_tokens or len(prefix) >= self.n_ctx:
                 return "short"
@@ -280,10 +286,8 @@ class LlamaGenerator:
         """The tokens a request for ``messages`` would evaluate, split at its cached prefix (None on
         the plain path). Evaluates nothing."""
         check_request(messages, 1, 0.0, None)
-        llm = self.model
-        with self._slot.hold(self.timeout_s) as got:
-            if not got:
-                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
+        self.load()
+        with self._turn() as llm:
             return self._plan(llm, messages, 1)
 
     def reply_logprob(self, messages: list[Message], start: str) -> float | None:
@@ -297,12 +301,7 @@ class LlamaGenerator:
         self.load()
         if self._formatters is None:
             return None
-        with self._slot.hold(self.timeout_s) as got:
-            if not got:
-                raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s")
-            llm = self._llm
-            if llm is None:
-                raise GenerationError("the model was unloaded")
+        with self._turn() as llm:
             full = self._tokens(llm, self._formatters[0](messages=messages).prompt)
             wanted = list(llm.tokenize(start.encode("utf-8"), add_bos=False, special=False))
             if len(full) + len(wanted) >= self.n_ctx:
