@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 from assistant.models import Citation, Document, Hit, Sentence
-from assistant.text import referenced_articles, to_simplified
+from assistant.text import pos_tags, referenced_articles, to_simplified
 
 # Answer types: what kind of thing the question wants, and what evidence of that kind looks like.
 _ANSWER_TYPES: dict[str, tuple[str, str]] = {
@@ -348,7 +348,7 @@ def _area_parts(region: str) -> list[str]:
 def _owning_areas(question: str) -> list[str]:
     """Administrative areas the question is about: its subject (first, after "请问") or the owner of
     what it asks ("肥东县的…"). A plan's region mentions its neighbours as partners, not their affairs."""
-    words = _tagged(_ASKING.sub("", question.strip()))
+    words = pos_tags(_ASKING.sub("", question.strip()))
     return [
         w
         for i, (w, flag) in enumerate(words)
@@ -356,20 +356,9 @@ def _owning_areas(question: str) -> list[str]:
     ]
 
 
-@lru_cache(maxsize=64)
-def _tagged(text: str) -> tuple[tuple[str, str], ...]:
-    """jieba's words and part-of-speech tags (each check of a question reads them; tagged once)."""
-    import jieba.posseg as pseg
-
-    from assistant.text.segment import quiet_jieba
-
-    quiet_jieba()
-    return tuple((w.word, w.flag) for w in pseg.cut(text))
-
-
 def _place_names(question: str) -> list[str]:
     """Place names in the question (jieba's part-of-speech tag ``ns``), simplified."""
-    words = _tagged(question)
+    words = pos_tags(question)
     return [
         w
         for i, (w, flag) in enumerate(words)

@@ -16,6 +16,7 @@ from assistant.generation import Generator, create_generator
 from assistant.models import Document
 from assistant.retrieval.embedders import Embedder, RecentQueries, create_embedder
 from assistant.retrieval.retriever import Retriever, sentence_cache
+from assistant.text import load_pos_tagger
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class Resources:
             self.intents.load()
         except AssistantError as exc:  # the guard falls back to the model and its cues
             log.warning("intent examples unavailable: %s", exc)
+        load_pos_tagger()  # the answerability check tags place names: ~1.4 s, paid here, not by the first question
         generator = self.generator
         if generator is not None:
             self.progress("加载语言模型…")

@@ -102,6 +102,21 @@ def test_jieba_loads_silently() -> None:
     assert "Building prefix dict" not in proc.stderr
 
 
+def test_pos_tagger_loads_silently_once_and_tags_places() -> None:
+    # The tagger is loaded by warm_up (not by the first question) and must stay quiet either way.
+    code = (
+        "from assistant.text import load_pos_tagger, pos_tags\n"
+        "from assistant.text.segment import _pos_tokenizer\n"
+        "load_pos_tagger(); load_pos_tagger(); tags = pos_tags('杭州的地铁规划')\n"
+        "assert ('杭州', 'ns') in tags, tags\n"
+        "assert _pos_tokenizer.cache_info().misses == 1, _pos_tokenizer.cache_info()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    assert "Building prefix dict" not in proc.stderr
+
+
 def test_search_terms_add_namespaced_characters() -> None:
     from assistant.text import CHAR_PREFIX, search_terms
 
