@@ -290,6 +290,24 @@ class LlamaGenerator:
         with self._turn() as llm:
             return self._plan(llm, messages, 1)
 
+    def restore_prefix(self, messages: list[Message]) -> int:
+        """Put the context exactly at the end of ``messages`` as a cached prefix (restored, or built and
+        saved) and return its token count, for measurements that drive llama.cpp directly after it
+        (``model``). Raises GenerationError when prefix states are off."""
+        check_request(messages, 1, 0.0, None)
+        self.load()
+        if not self.prefix_cache or self._formatters is None or self.store is None:
+            raise GenerationError("prefix states are off (setting 'prefix_cache', or no GGUF chat template)")
+        with self._turn() as llm:
+            prefix = self._tokens(llm, self._formatters[1](messages=messages).prompt)
+            if not self._prepare(llm, PromptPlan(prefix, [*prefix, 0], [], None)):
+                raise GenerationError("llama.cpp refused the prefix state")
+            llm.n_tokens = len(prefix)
+            # A live context may hold tokens after the prefix: drop them from the KV cache too.
+            low = import_llama_cpp().llama_cpp
+            low.llama_memory_seq_rm(low.llama_get_memory(llm.ctx), -1, len(prefix), -1)
+            return len(prefix)
+
     def reply_logprob(self, messages: list[Message], start: str) -> float | None:
         """log P(the greedy reply to ``messages`` begins with ``start``): how much the model itself
         weighed that opening. Right after ``stream`` on the same messages the context still holds their
