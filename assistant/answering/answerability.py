@@ -104,9 +104,10 @@ def site_evidence(question: str) -> str:
     return f"{_NAMED}(学校|小学|中学|校区|幼儿园|医院|公园)"
 
 
-# Day-level times: a plan speaks in years, so a question about tonight or next week asks for real-time
-# information (counted only when the plan itself never uses the word).
-_DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|周末|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
+# Day-level times that point at a day from now ("明天", "这周末"): a plan speaks in years, so such a question
+# asks for real-time information (counted only when the plan itself never uses the word). A bare "周末" is
+# any weekend, a habit ("周末社区会办活动吗"), not a date.
+_DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
 _NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
 # The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
 # A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.

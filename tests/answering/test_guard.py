@@ -148,6 +148,12 @@ class TestAnswerability:
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
 
+    def test_only_a_time_that_points_at_a_day_from_now_is_real_time(self, judge: AnswerabilityJudge) -> None:
+        assert judge.unknown_to_plan("周末想带孩子看演出，社区里平时会办这种活动吗？") is None  # any weekend
+        assert judge.unknown_to_plan("这周末社区有什么演出？") == "real_time"
+        assert judge.unknown_to_plan("下周末图书馆开门吗？") == "real_time"
+        assert judge.unknown_to_plan("Is the library open this weekend?") == "real_time"
+
     def test_a_weather_question_about_the_plan_is_not_real_time(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("规划对重污染天气有什么应对措施？") is None
         assert judge.unknown_to_plan("明天合肥会下雨吗？") == "real_time"
