@@ -326,12 +326,13 @@ class AnswerabilityJudge:
         """For a draft that could not be verified against the plan: silence when the model itself weighed
         opening with "规划未提及" (``silence_logprob``, its log-probability) at or above ``doubt_logprob``,
         or when nothing the prompt showed is related to the question (``relatedness`` below 0, from
-        ``SentenceScorer.relatedness``). An unverifiable draft alone is common in answers to answerable
-        questions, and so is each signal alone on a verified one. Not for a lookup."""
+        ``SentenceScorer.relatedness``; not when the question names the article shown: "第43条讲了什么？"
+        carries no words of its own to compare). An unverifiable draft alone is common in answers to
+        answerable questions, and so is each signal alone on a verified one. Not for a lookup."""
         if verdict.lookup:
             return None
         doubtful = silence_logprob is not None and silence_logprob >= self.doubt_logprob
-        unrelated = relatedness is not None and relatedness < 0.0
+        unrelated = relatedness is not None and relatedness < 0.0 and not any(h.named for h in hits)
         if unrelated:  # then no quote is offered as "closest": it would be unrelated too
             return Verdict(False, "weak_evidence", None)
         return Verdict(False, "weak_evidence", self._closest(hits)) if doubtful else None

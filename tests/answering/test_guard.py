@@ -250,6 +250,10 @@ class TestAnswerability:
         assert both is not None and both.closest is None
         lookup = judge.run("“智慧化综合为老服务中心”出自哪一条？", [hit])
         assert judge.doubts(lookup, [hit], None, -0.5) is None  # a lookup is answered by retrieval
+        named = Hit(unit=hit.unit, score=0.03, dense_score=0.9, bm25_score=12, named=True)  # the article is the topic
+        about = judge.run("第十九条的主要内容是什么？", [named])
+        assert about.answerable and not about.lookup
+        assert judge.doubts(about, [named], None, -0.5) is None
 
     def test_bad_thresholds_are_named(self) -> None:
         with pytest.raises(ValueError, match="min_dense"):
