@@ -181,7 +181,7 @@ class AnswerabilityJudge:
     this similar. ``evidence_sentences``: how many best-matching sentences of the
     top units must hold the answer type. ``doubt_logprob``: a draft that cannot be
     verified is taken as silence when the model gave its "规划未提及" opening at
-    least this log-probability, or when the plan text shown is unrelated to the question (``doubts``).
+    least this log-probability (``doubts``).
     """
 
     def __init__(
@@ -320,22 +320,13 @@ class AnswerabilityJudge:
             return None
         return Verdict(False, wanted, self._closest(hits))
 
-    def doubts(
-        self, verdict: Verdict, hits: list[Hit], silence_logprob: float | None, relatedness: float | None = None
-    ) -> Verdict | None:
-        """For a draft that could not be verified against the plan: silence when the model itself weighed
-        opening with "规划未提及" (``silence_logprob``, its log-probability) at or above ``doubt_logprob``,
-        or when nothing the prompt showed is related to the question (``relatedness`` below 0, from
-        ``SentenceScorer.relatedness``; not when the question names the article shown: "第43条讲了什么？"
-        carries no words of its own to compare). An unverifiable draft alone is common in answers to
-        answerable questions, and so is each signal alone on a verified one. Not for a lookup."""
-        if verdict.lookup:
+    def doubts(self, verdict: Verdict, hits: list[Hit], silence_logprob: float | None) -> Verdict | None:
+        """Two signals together: the draft could not be verified against the plan, and the model itself
+        weighed opening with "规划未提及" (``silence_logprob``, its log-probability) at or above
+        ``doubt_logprob``. Either alone is common in answers to answerable questions. Not for a lookup."""
+        if verdict.lookup or silence_logprob is None or silence_logprob < self.doubt_logprob:
             return None
-        doubtful = silence_logprob is not None and silence_logprob >= self.doubt_logprob
-        unrelated = relatedness is not None and relatedness < 0.0 and not any(h.named for h in hits)
-        if unrelated:  # then no quote is offered as "closest": it would be unrelated too
-            return Verdict(False, "weak_evidence", None)
-        return Verdict(False, "weak_evidence", self._closest(hits)) if doubtful else None
+        return Verdict(False, "weak_evidence", self._closest(hits))
 
     def believes_model(self, verdict: Verdict, hits: list[Hit]) -> Verdict | None:
         """The model wrote "规划未提及": believed, except for a lookup, whose answer is the retrieved article."""

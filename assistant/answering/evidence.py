@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.models import Hit, Sentence, Unit
-from assistant.retrieval.embedders import Embedder, unrelated_below
+from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.sentences import SentenceIndex
 from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
 
@@ -73,17 +73,6 @@ class SentenceScorer:
             return 0
         self.index = SentenceIndex(units, self.embedder, cache_file)
         return len(self.index) if self.index.computed else 0
-
-    def relatedness(self, question: str, hits: list[Hit]) -> float | None:
-        """How far the closest sentence of ``hits`` comes above the embedder's own level of unrelated text
-        (its raw cosine to the question minus ``unrelated_below``): below 0, nothing shown is about the
-        question. None when the embedder states no such level, or there are no sentences."""
-        floor = unrelated_below(self.embedder)
-        vectors = [self._unit_vectors(h.unit.unit_id, h.unit.sentences) for h in hits if h.unit.sentences]
-        if floor is None or self.embedder is None or not vectors:
-            return None
-        qvec = np.asarray(self.embedder.embed_queries([question]), dtype=np.float32)[0]
-        return max(float((v @ qvec).max()) for v in vectors) - floor
 
     def run(self, question: str, hits: list[Hit]) -> list[ScoredSentence]:
         """All sentences of ``hits``, best first."""

@@ -200,8 +200,8 @@ class Assistant:
         silent = self.judge.believes_model(verdict, hits) if says_not_in_plan(draft.strip()) else None
         answer = None if silent else self.composer.from_draft(draft, query, hits, drafter.generator.name, lead_with_top=verdict.lookup)
         unverified = silent is None and answer is None
-        if unverified:  # nothing it wrote is in the plan: did it think of saying so, is the plan anywhere near?
-            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob(), drafter.relatedness())
+        if unverified:  # nothing it wrote is in the plan: did it think of saying the plan is silent?
+            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob())
             answer = None if silent else self.composer.extractive(query, hits)
         silent = silent if answer is None else self.judge.unmet(verdict, answer.citations, hits)  # a date for "when"…
         if silent is not None:

@@ -173,13 +173,11 @@ class Drafter:
         self.plan_name = plan_name  # e.g. Document.meta.name, for the system prompt
         self.sent: list[Message] | None = None  # the last prompt ``run`` sent, and in which language
         self.sent_language = ""
-        self.shown: tuple[str, list[Hit]] = ("", [])  # the last question and the units its prompt showed
 
     def messages(self, query: Query, hits: list[Hit]) -> list[Message]:
         """The prompt ``run`` sends for ``query``."""
         shown = prompt_hits(hits)
         question = query.english or query.standalone
-        self.shown = (question, shown)
         scored = self.scorer.run(question, shown)
         return build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
 
@@ -198,15 +196,6 @@ class Drafter:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
-
-    def relatedness(self) -> float | None:
-        """How related the plan text in the last prompt is to its question (``SentenceScorer.relatedness``:
-        below 0, unrelated). None for an English question: its cosine to the Chinese plan runs lower
-        whatever the answer."""
-        question, shown = self.shown
-        if self.sent_language == "en" or not question:
-            return None
-        return self.scorer.relatedness(question, shown)
 
     def silence_logprob(self) -> float | None:
         """log P(the model's reply to the last prompt opens with "规划未提及"): its own doubt, read from the

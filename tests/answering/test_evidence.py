@@ -149,24 +149,3 @@ def test_a_common_phrase_is_narrowed_to_sentences_on_the_asked_topic(doc: Docume
     found = finder.run("养老机构的安全问题，规划在哪几处提到了？")
     assert 2 <= len(found) <= 4
     assert all("养老机构" in s.text and "安全" in s.text for s in found)
-
-
-class LevelledEmbedder(FakeEmbedder):
-    """The fake embedder with a stated level of unrelated text, as the shipped e5 backend states one."""
-
-    def __init__(self, level: object) -> None:
-        super().__init__()
-        self.unrelated_below = level
-
-
-def test_relatedness_is_the_closest_sentences_cosine_above_the_embedders_level(doc: Document) -> None:
-    unit = next(u for u in doc.units if u.number == 19)
-    hits = [Hit(unit=unit, score=1.0)]
-    sentence = max(unit.sentences, key=lambda s: len(s.text)).text
-    assert SentenceScorer(FakeEmbedder()).relatedness(sentence, hits) is None  # no level stated: no signal
-    assert SentenceScorer(LevelledEmbedder("0.5")).relatedness(sentence, hits) is None  # nor a malformed one
-    scorer = SentenceScorer(LevelledEmbedder(0.5))
-    assert scorer.relatedness(sentence, hits) == pytest.approx(0.5, abs=1e-5)  # the sentence itself: cosine 1
-    unrelated = scorer.relatedness("Quarterly revenue of the shipping company", hits)
-    assert unrelated is not None and unrelated < 0.0
-    assert scorer.relatedness(sentence, []) is None

@@ -240,21 +240,6 @@ class TestAnswerability:
         lookup = judge.run("“智慧化综合为老服务中心”出自哪一条？", [hit])
         assert judge.doubts(lookup, [hit], 0.0) is None
 
-    def test_plan_text_unrelated_to_the_question_is_silence_without_a_closest_quote(self, judge: AnswerabilityJudge) -> None:
-        hit = _hit(0.9, 12)
-        plain = judge.run("养老机构安全有什么要求？", [hit])
-        assert judge.doubts(plain, [hit], None, 0.01) is None  # related, and the model did not doubt
-        unrelated = judge.doubts(plain, [hit], None, -0.01)
-        assert unrelated is not None and unrelated.reason == "weak_evidence" and unrelated.closest is None
-        both = judge.doubts(plain, [hit], judge.doubt_logprob + 0.5, -0.01)
-        assert both is not None and both.closest is None
-        lookup = judge.run("“智慧化综合为老服务中心”出自哪一条？", [hit])
-        assert judge.doubts(lookup, [hit], None, -0.5) is None  # a lookup is answered by retrieval
-        named = Hit(unit=hit.unit, score=0.03, dense_score=0.9, bm25_score=12, named=True)  # the article is the topic
-        about = judge.run("第十九条的主要内容是什么？", [named])
-        assert about.answerable and not about.lookup
-        assert judge.doubts(about, [named], None, -0.5) is None
-
     def test_bad_thresholds_are_named(self) -> None:
         with pytest.raises(ValueError, match="min_dense"):
             AnswerabilityJudge(min_dense=1.5)

@@ -94,24 +94,6 @@ def test_unverifiable_draft_is_silence_only_when_the_model_doubted(index_dir: Pa
         assert answer.warnings and 19 in {c.article for c in answer.citations}
 
 
-class LevelledEmbedder(FakeEmbedder):
-    def __init__(self, level: float) -> None:
-        super().__init__()
-        self.unrelated_below = level
-
-
-@pytest.mark.parametrize(("level", "declined"), [(0.999, True), (-1.0, False)])
-def test_unverifiable_draft_is_silence_when_the_plan_text_shown_is_unrelated(index_dir: Path, level: float, declined: bool) -> None:
-    gen = DoubtfulGenerator("根据第四十四条，每户老人可领取五万元养老金。", -12.0)  # the model itself had no doubt
-    settings = load_settings(None, env={}, index_dir=index_dir, backend="llama")
-    answer = Assistant(settings, embedder=LevelledEmbedder(level), generator=gen).ask(ELDERLY)
-    assert answer.abstained is declined
-    if declined:  # nothing shown is related, so nothing is quoted as the closest either
-        assert answer.reason == "weak_evidence" and "12345" in answer.text and not answer.citations
-    else:
-        assert answer.warnings and 19 in {c.article for c in answer.citations}
-
-
 def test_a_verified_draft_never_asks_for_the_models_doubt(index_dir: Path) -> None:
     gen = DoubtfulGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。", 0.0)
     answer = make(index_dir, gen).ask(ELDERLY)

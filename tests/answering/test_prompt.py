@@ -87,22 +87,6 @@ def test_drafter_passes_the_plan_name(retriever: Retriever) -> None:
     assert PLAN in gen.calls[0][0]["content"] and question in gen.calls[0][-1]["content"]
 
 
-def test_relatedness_is_of_the_last_prompts_question_and_units_and_not_for_english(retriever: Retriever) -> None:
-    class Levelled(FakeEmbedder):
-        unrelated_below = 0.2
-
-    question = "规划对养老服务体系怎么安排？"
-    hits = hits_for(retriever, question)
-    scorer = SentenceScorer(Levelled())
-    drafter = Drafter(ScriptedGenerator("规划提出完善养老服务体系。"), scorer, 32)
-    assert drafter.relatedness() is None  # nothing sent yet
-    "".join(drafter.run(Query(question, question, "zh-Hans", "resident"), hits))
-    assert drafter.relatedness() == pytest.approx(scorer.relatedness(question, prompt_hits(hits)))
-    english = "What will the district do about elderly care?"
-    "".join(drafter.run(Query(english, question, "en", "resident", english), hits))
-    assert drafter.relatedness() is None
-
-
 def test_no_hits_still_gives_a_prompt() -> None:
     messages = build_messages("问题", [], "zh-Hans", "resident")
     assert messages[0]["role"] == "system" and "问题" in messages[-1]["content"]

