@@ -27,7 +27,7 @@ from assistant.answering.prompt import prefix_messages, system_prompt
 from assistant.evaluation.questions import read_questions
 from assistant.evaluation.scripts import llama_assistant
 from assistant.generation import Message
-from assistant.generation.llama import LlamaGenerator, import_llama_cpp
+from assistant.generation.llama import LlamaGenerator, import_llama_cpp, next_token_logprob
 
 ROOT = Path(__file__).resolve().parent.parent
 USER_HEAD = "<|im_start|>user\n问题："  # how the answer prompt's user turn opens (Qwen chat template)
@@ -54,11 +54,7 @@ def token_logprobs(generator: LlamaGenerator, prefix: list[Message], text: str) 
         batch.n_tokens = len(tokens)
         if low.llama_decode(llm.ctx, batch) != 0:
             raise RuntimeError("llama_decode failed")
-        out = []
-        for i in range(len(head) - 1, len(tokens) - 1):
-            row = np.ctypeslib.as_array(low.llama_get_logits_ith(llm.ctx, i), shape=(llm.n_vocab(),)).astype(np.float64)
-            top = row.max()
-            out.append(float(row[tokens[i + 1]] - top - np.log(np.exp(row - top).sum())))
+        out = [next_token_logprob(llm, tokens[i + 1], i) for i in range(len(head) - 1, len(tokens) - 1)]
     finally:
         low.llama_batch_free(batch)
         llm.reset()  # the context no longer matches input_ids: the next request restores a state

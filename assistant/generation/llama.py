@@ -333,8 +333,6 @@ class LlamaGenerator:
     def _logprob(self, llm: Any, messages: list[Message], full: list[int], wanted: list[int]) -> float:
         """Put the context just before the prompt's last token, then evaluate it and ``wanted`` but
         the last, summing each next token's log-probability."""
-        import numpy as np
-
         head = len(full) - 1
         if not (llm.n_tokens >= head and list(llm.input_ids[:head]) == full[:head]):
             stats = self.last  # a lookup, not a request: the last request's figures stay
@@ -346,13 +344,10 @@ class LlamaGenerator:
                 llm.reset()
             llm.eval(full[llm.n_tokens : head])
         llm.n_tokens = head  # eval drops whatever the context held after this
-        low = import_llama_cpp().llama_cpp
         total = 0.0
         for before, token in zip([full[-1], *wanted[:-1]], wanted, strict=True):
             llm.eval([before])
-            logits = np.ctypeslib.as_array(low.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)).astype(np.float64)
-            top = logits.max()
-            total += float(logits[token] - top - np.log(np.exp(logits - top).sum()))
+            total += next_token_logprob(llm, token)
         return total
 
     def state_stats(self) -> dict[str, int]:
@@ -493,6 +488,18 @@ def _chat_formatters(llama_cpp: Any, llm: Any) -> tuple[Any, Any] | None:
         fmt(template=template, eos_token=eos, bos_token=bos, stop_token_ids=[eos_id]),
         fmt(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=False),
     )
+
+
+def next_token_logprob(llm: Any, token: int, output: int | None = None) -> float:
+    """log P(``token``) by the logits llama.cpp holds for the last evaluated token, or for batch output
+    ``output`` of the last decode that asked for several."""
+    import numpy as np
+
+    low = import_llama_cpp().llama_cpp
+    ptr = low.llama_get_logits(llm.ctx) if output is None else low.llama_get_logits_ith(llm.ctx, output)
+    row = np.ctypeslib.as_array(ptr, shape=(llm.n_vocab(),)).astype(np.float64)
+    top = row.max()
+    return float(row[token] - top - np.log(np.exp(row - top).sum()))
 
 
 def save_context_state(llm: Any) -> bytes:
