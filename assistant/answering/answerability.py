@@ -109,6 +109,11 @@ def site_evidence(question: str) -> str:
 # any weekend, a habit ("周末社区会办活动吗"), not a date.
 _DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
 _NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
+# How much has actually been done so far ("实际新增了多少", "已经改造完成多少"): an outcome, which a plan,
+# written before it, cannot report, unless the question dates it before the plan ("十三五期间实际…").
+# What the plan says ("已经提到了几个…") is not an outcome.
+_REALIZED = re.compile(r"(实际(?!上)|至今|迄今|已经|到目前为止|到现在)(?:(?!提|写|说|讲|列)[^，,。？?]){0,12}(多少|几[个所家处条座项万亿])")
+_PERIOD = re.compile(r"第([一二三四五六七八九十]+)个五年规划")
 # The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
 # A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.
 _RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，,。？?！!]{0,8}?((?![能可会是要用该])[\u4e00-\u9fff])不\2")
@@ -248,7 +253,7 @@ class AnswerabilityJudge:
         for year in re.findall(r"((?:19|20)\d\d)\s*年", question):
             if f"{year}年" not in self.plan_text:
                 return "after_adoption" if int(year) > self.adopted_year else "weak_evidence"
-        if re.search(_NOW, question):
+        if re.search(_NOW, question) or (_REALIZED.search(question) and not self._dated_before_plan(question)):
             return "after_adoption"
         if any(day not in self.plan_text for day in (m.group(0) for m in _DAYS.finditer(question))):
             return "real_time"
@@ -259,6 +264,18 @@ class AnswerabilityJudge:
         if any(not self._is_home(area) for area in _owning_areas(question)):
             return "other_place"  # "肥东县十四五重点发展哪些产业": the plan names it as a partner, not its plan
         return None
+
+    @cached_property
+    def own_periods(self) -> set[str]:
+        """The five-year periods the plan is for, in residents' words ("十四五"), from its titles."""
+        return {f"{n}五" for d in self.documents for n in _PERIOD.findall(d.meta.title)}
+
+    def _dated_before_plan(self, question: str) -> bool:
+        """The question names a year up to the plan's adoption, or a five-year period that is not the
+        plan's own ("十三五"): the plan itself reports such results."""
+        years = [int(y) for y in re.findall(r"((?:19|20)\d\d)\s*年", question)]
+        periods = set(re.findall(r"十[一二三四五六七八九]五", question))
+        return any(y <= self.adopted_year for y in years) or bool(periods - self.own_periods)
 
     @cached_property
     def home_region(self) -> str:

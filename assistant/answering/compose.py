@@ -30,7 +30,8 @@ _INFERENCE_SENTENCE = re.compile(r"^(这表明|这说明|由此可见|可见|这
 
 
 def clean_generated(raw: str) -> str:
-    """Drop citation markers the model invents, markdown, its own conclusions, and repeated sentences."""
+    """Drop citation markers the model invents, markdown, its own conclusions, repeated sentences, and
+    questions (a small model restates the resident's question; a question asserts nothing to cite)."""
     text = _MARKDOWN.sub("", _MARKERS.sub("", raw)).strip()
     text = _INFERENCE.sub("", text)
     text = re.sub(r"\n{2,}", "\n", text)
@@ -38,7 +39,7 @@ def clean_generated(raw: str) -> str:
     kept = []
     for sentence in split_answer(text):
         key = squeeze(sentence)
-        if (key and key in seen) or _INFERENCE_SENTENCE.match(sentence):
+        if (key and key in seen) or _INFERENCE_SENTENCE.match(sentence) or sentence.rstrip().endswith(("?", "？")):
             continue
         seen.add(key)
         kept.append(sentence)

@@ -55,6 +55,17 @@ def test_a_phone_number_from_the_question_never_comes_back_cited(index_dir: Path
     assert "4001234567" in answer.draft  # the raw draft keeps it, marked unverified
 
 
+def test_a_question_in_the_draft_is_never_shown_as_a_cited_claim(index_dir: Path) -> None:
+    # The plan's own words asked back as a question assert nothing, however close they are to the plan.
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    restated = unit.sentences[0].text.rstrip("。") + "吗？"
+    answer = _ask(index_dir, f"{restated}规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
+    assert restated not in answer.text
+    assert all(not s.text.endswith(("?", "？")) for s in answer.sentences)
+    assert 19 in {c.article for c in answer.citations}
+
+
 def test_the_verified_part_of_a_draft_is_kept(index_dir: Path) -> None:
     answer = _ask(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     assert not answer.abstained and 19 in {c.article for c in answer.citations}

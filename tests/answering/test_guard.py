@@ -122,6 +122,8 @@ class TestAnswerability:
             ("Where exactly is the district cultural centre located?", "address"),
             ("小区改造具体什么时候进场施工？", "schedule"),
             ("去年全区空气质量优良天数是多少天？", "after_adoption"),
+            ("这几年全区实际建成了多少个口袋公园？", "after_adoption"),
+            ("到现在为止，已经改造完成几个老旧小区了？", "after_adoption"),
             ("杭州的数字经济目标是什么？", "other_place"),
             ("请问肥东县十四五期间重点发展哪些产业？", "other_place"),
         ],
@@ -153,6 +155,15 @@ class TestAnswerability:
         assert judge.unknown_to_plan("这周末社区有什么演出？") == "real_time"
         assert judge.unknown_to_plan("下周末图书馆开门吗？") == "real_time"
         assert judge.unknown_to_plan("Is the library open this weekend?") == "real_time"
+
+    def test_results_the_plan_itself_reports_are_not_after_adoption(self, judge: AnswerabilityJudge) -> None:
+        # An outcome dated before the plan, or in the period before its own, is what its review reports;
+        # the plan's period comes from its title ("第十四个五年规划").
+        assert judge.own_periods == {"十四五"}
+        assert judge.unknown_to_plan("十三五期间全区实际新增了多少就业岗位？") is None
+        assert judge.unknown_to_plan("十四五期间实际新增了多少就业岗位？") == "after_adoption"
+        assert judge.unknown_to_plan("规划里已经提到了几个片区？") is None  # what the plan says, not an outcome
+        assert judge.unknown_to_plan("规划实际上提出了多少项任务？") is None
 
     def test_a_weather_question_about_the_plan_is_not_real_time(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("规划对重污染天气有什么应对措施？") is None
