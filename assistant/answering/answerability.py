@@ -114,6 +114,7 @@ _NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据
 # What the plan says ("已经提到了几个…") is not an outcome.
 _REALIZED = re.compile(r"(实际(?!上)|至今|迄今|已经|到目前为止|到现在)(?:(?!提|写|说|讲|列)[^，,。？?]){0,12}(多少|几[个所家处条座项万亿])")
 _PERIOD = re.compile(r"第([一二三四五六七八九十]+)个五年规划")
+_YEAR = re.compile(r"((?:19|20)\d\d)\s*年")
 # The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
 # A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.
 _RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，,。？?！!]{0,8}?((?![能可会是要用该])[\u4e00-\u9fff])不\2")
@@ -250,7 +251,7 @@ class AnswerabilityJudge:
         for title in _TITLED.findall(question):
             if title not in self.plan_text and not self._names_this_plan(title):
                 return "other_document"
-        for year in re.findall(r"((?:19|20)\d\d)\s*年", question):
+        for year in _YEAR.findall(question):
             if f"{year}年" not in self.plan_text:
                 return "after_adoption" if int(year) > self.adopted_year else "weak_evidence"
         if re.search(_NOW, question) or (_REALIZED.search(question) and not self._dated_before_plan(question)):
@@ -273,7 +274,7 @@ class AnswerabilityJudge:
     def _dated_before_plan(self, question: str) -> bool:
         """The question names a year up to the plan's adoption, or a five-year period that is not the
         plan's own ("十三五"): the plan itself reports such results."""
-        years = [int(y) for y in re.findall(r"((?:19|20)\d\d)\s*年", question)]
+        years = [int(y) for y in _YEAR.findall(question)]
         periods = set(re.findall(r"十[一二三四五六七八九]五", question))
         return any(y <= self.adopted_year for y in years) or bool(periods - self.own_periods)
 
