@@ -97,3 +97,52 @@ def test_quotes_for_a_question_naming_an_article_come_from_that_article(index_di
     answer = _ask(index_dir, "这一条讲的是月球基地的建设。", f"第{number}条的主要内容是什么？规划有什么措施和要求？")
     assert not answer.abstained
     assert {c.article for c in answer.citations} == {number}
+
+
+def _composer_answer(question: str, reply: str, *numbers: int, named: bool = False):  # type: ignore[no-untyped-def]
+    """The composed answer for ``reply`` when the retriever ranked ``numbers`` in that order."""
+    from assistant.answering.compose import AnswerComposer
+    from assistant.answering.evidence import SentenceScorer
+    from assistant.models import Hit, Query
+
+    doc = load_corpus(CORPUS_DIR)[0]
+    hits = []
+    for n in numbers:
+        unit = doc.article(n)
+        assert unit is not None
+        hits.append(Hit(unit=unit, score=1.0 - 0.1 * len(hits), named=named))  # all shown to the model
+    composer = AnswerComposer([doc], SentenceScorer())
+    return composer.from_draft(reply, Query(question, question, "zh-Hans", "resident"), hits, "fake")
+
+
+def _sentence_of(number: int, word: str) -> str:
+    unit = load_corpus(CORPUS_DIR)[0].article(number)
+    assert unit is not None
+    return next(s.text for s in unit.sentences if word in s.text)
+
+
+SAFETY = "养老机构安全监管和服务质量提升有什么要求？"
+
+
+def test_the_top_unit_is_cited_after_a_draft_written_from_a_neighbour() -> None:
+    """Retrieval ranks article 19 first and its sentence matches the question best, but the model wrote
+    from article 17: the answer keeps the draft and adds article 19's best sentence after it."""
+    neighbour = _sentence_of(17, "长期护理保险")
+    answer = _composer_answer(SAFETY, neighbour, 19, 17)
+    assert answer is not None
+    assert [c.article for c in answer.citations] == [17, 19]
+    assert "养老机构安全监管" in answer.sentences[-1].text
+
+
+def test_the_top_unit_is_not_added_when_the_evidence_disagrees() -> None:
+    """Article 17 is ranked first, but the question's best sentence is article 19's, which the model
+    cited: nothing is added."""
+    answer = _composer_answer(SAFETY, _sentence_of(19, "养老机构安全监管"), 17, 19)
+    assert answer is not None
+    assert [c.article for c in answer.citations] == [19]
+
+
+def test_the_top_unit_is_not_added_to_a_question_naming_its_articles() -> None:
+    answer = _composer_answer(SAFETY, _sentence_of(17, "长期护理保险"), 19, 17, named=True)
+    assert answer is not None
+    assert [c.article for c in answer.citations] == [17]
