@@ -11,14 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from assistant.answering.prompt import ASK
 from assistant.models import AnswerSentence, Citation, Document, Hit, Sentence, Unit
 from assistant.text import referenced_articles, split_answer, to_simplified
 
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
-# Connective and framing words an answer may use around the plan's words, and the prompt's own request
-# (the model answers "规划里有相关的做法，比如：…" because it was asked "规划里有哪些相关的做法").
-_FRAMING = "规划原文中提到，规划里提出、指出、明确、强调、要求、包括以下几个方面的措施和安排，区里政府将会要，同时还有此外另外，具体来说主要是" + ASK
+# Connective and framing words an answer may use around the plan's words.
+_FRAMING = "规划原文中提到，规划里提出、指出、明确、强调、要求、包括以下几个方面的措施和安排，区里政府将会要，同时还有此外另外，具体来说主要是"
 
 
 def _bigrams(text: str) -> set[str]:

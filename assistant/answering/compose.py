@@ -128,7 +128,7 @@ class AnswerComposer:
     ) -> Answer | None:
         """The draft's verified sentences, or None when nothing in it can be verified.
         ``lead_with_top``: a lookup ("出自哪一条？") is answered by retrieval, so the best-matching
-        unit leads even when the model wrote about another (see ``_with_top_unit``)."""
+        unit leads even when the model wrote about another."""
         text = clean_generated(draft)
         if not text:
             return None
@@ -141,7 +141,8 @@ class AnswerComposer:
         kept = [s for s in sentences if s.citation is not None or harmless(s.text, english)][: MAX_SENTENCES[query.mode]]
         if not cited(kept):
             return None
-        kept = self._with_top_unit(query, hits, kept, lookup=lead_with_top)
+        if lead_with_top:
+            kept = self._ensure_top_unit(query, hits, kept)
         kept += self._other_mentions(query, hits, kept)
         return self._answer(query, [*kept, *self._other_parts(query, hits, kept)], backend)
 
@@ -222,25 +223,13 @@ class AnswerComposer:
             formal_citation=self.formal.run(citations),
         )
 
-    def _with_top_unit(
-        self, query: Query, hits: list[Hit], sentences: list[AnswerSentence], *, lookup: bool
-    ) -> list[AnswerSentence]:
-        """The retriever's top unit, quoted when the model answered only from a neighbour (a small model
-        follows whichever text reads closest to its draft). A lookup is answered by retrieval, so the
-        unit leads. Otherwise its best sentence follows the draft, but only when the evidence agrees on
-        it: that sentence is also the best match for the question among all the units the model was
-        shown. Not for a question naming its articles, or one about several parts (each part is cited
-        on its own)."""
-        top = hits[0].unit if hits else None
-        if top is None or any(s.citation is not None and s.citation.unit.unit_id == top.unit_id for s in sentences):
+    def _ensure_top_unit(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
+        """The best-matching unit leads the answer when the model answered only from a neighbour."""
+        top = hits[0].unit
+        if any(s.citation is not None and s.citation.unit.unit_id == top.unit_id for s in sentences):
             return sentences
-        if lookup:
-            scored = self.scorer.run(query.standalone, [hits[0]])
-        elif any(h.named or h.aspect for h in hits):
-            return sentences
-        else:
-            scored = self.scorer.run(query.standalone, prompt_hits(hits))
-        if not scored or scored[0].sentence.unit.unit_id != top.unit_id:
+        scored = self.scorer.run(query.standalone, [hits[0]])
+        if not scored:
             return sentences
         best = scored[0].sentence
         if query.language == "en":
@@ -248,9 +237,7 @@ class AnswerComposer:
         else:
             line = f"规划{top.label}（{top.title}）提出：“{best.text}”"
         extra = self.verifier.sentences([AnswerSentence(line, Citation.of(best))])
-        if extra[0].citation is None:
-            return sentences
-        return [*extra, *sentences] if lookup else [*sentences, *extra]
+        return [*extra, *sentences] if extra[0].citation is not None else sentences
 
     def _english_support(self, sentences: list[AnswerSentence], hits: list[Hit]) -> list[AnswerSentence]:
         """English sentences share no characters with the plan: match them by embedding

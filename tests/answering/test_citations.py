@@ -80,12 +80,3 @@ def test_framing_that_echoes_the_question_is_fine(doc: Document) -> None:
     answer = "区里对养老院安全有以下要求：加强养老机构安全监管和服务质量提升，确保养老机构安全平稳运行。"
     sentences = CitationAttacher().run(answer, _hits(doc, 19), question="区里对养老院安全有什么要求？")
     assert sentences[0].citation is not None
-
-
-def test_framing_taken_from_the_prompts_request_is_fine(doc: Document) -> None:
-    # The prompt asks "规划里有哪些相关的做法", so the model answers "规划里有相关的做法，比如：…".
-    quote = next(s.text for s in doc.article(19).sentences if "养老机构安全监管" in s.text)  # type: ignore[union-attr]
-    sentences = CitationAttacher().run(f"规划里有相关的做法，比如：{quote}", _hits(doc, 19))
-    assert sentences[0].citation is not None and sentences[0].citation.unit.number == 19
-    invented = CitationAttacher().run(f"区政府打算明年给每户发放一千元现金，比如：{quote}", _hits(doc, 19))
-    assert invented[0].citation is None
