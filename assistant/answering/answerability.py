@@ -338,11 +338,17 @@ class AnswerabilityJudge:
             return None
         return Verdict(False, wanted, self._closest(hits))
 
-    def doubts(self, verdict: Verdict, hits: list[Hit], silence_logprob: float | None) -> Verdict | None:
-        """Two signals together: the draft could not be verified against the plan, and the model itself
-        weighed opening with "规划未提及" (``silence_logprob``, its log-probability) at or above
-        ``doubt_logprob``. Either alone is common in answers to answerable questions. Not for a lookup."""
-        if verdict.lookup or silence_logprob is None or silence_logprob < self.doubt_logprob:
+    def doubts(
+        self, verdict: Verdict, hits: list[Hit], silence_logprob: float | None, invented: bool = False
+    ) -> Verdict | None:
+        """The draft could not be verified against the plan, and either the model itself weighed opening
+        with "规划未提及" (``silence_logprob``, its log-probability) at or above ``doubt_logprob``, or it
+        stated a number that was in neither the text it was shown nor the question (``invented``: it
+        made the answer up, so the text does not hold it). An unverifiable draft alone is common in
+        answers to answerable questions. Not for a lookup (its draft names the article's number)."""
+        if verdict.lookup:
+            return None
+        if not invented and (silence_logprob is None or silence_logprob < self.doubt_logprob):
             return None
         return Verdict(False, "weak_evidence", self._closest(hits))
 

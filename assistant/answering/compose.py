@@ -75,6 +75,18 @@ def grounded(sentence: AnswerSentence) -> AnswerSentence:
     return AnswerSentence(sentence.text, None) if missing else sentence
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
+    """The numbers in ``draft`` that occur in neither the question (as asked or rewritten) nor the text
+    the model was shown (``prompt_hits``): "一个年级有24个班", "进出口额为10亿美元" when the plan gives no
+    such figure. A part of a number shown counts as shown ("1335" holds "13")."""
+    asked = f"{query.question} {query.standalone}"
+    shown = [*_NUMBER.findall(asked), *(n for h in prompt_hits(hits) for n in _NUMBER.findall(h.unit.text))]
+    return [n for n in _NUMBER.findall(clean_generated(draft)) if not any(n in m for m in shown)]
+
+
 def says_not_in_plan(text: str) -> bool:
     return NOT_IN_PLAN_MARK in text[:20] or text.lower().startswith("the plan does not")
 

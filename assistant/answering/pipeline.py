@@ -17,7 +17,7 @@ from functools import cached_property
 
 from assistant.answering.answerability import AnswerabilityJudge, Verdict
 from assistant.answering.citations import CitationAttacher
-from assistant.answering.compose import AnswerComposer, says_not_in_plan
+from assistant.answering.compose import AnswerComposer, invented_numbers, says_not_in_plan
 from assistant.answering.guard import QuestionGuard
 from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
@@ -200,8 +200,8 @@ class Assistant:
         silent = self.judge.believes_model(verdict, hits) if says_not_in_plan(draft.strip()) else None
         answer = None if silent else self.composer.from_draft(draft, query, hits, drafter.generator.name, lead_with_top=verdict.lookup)
         unverified = silent is None and answer is None
-        if unverified:  # nothing it wrote is in the plan: did it think of saying the plan is silent?
-            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob())
+        if unverified:  # nothing it wrote is in the plan: did it think of saying the plan is silent, or make up a figure?
+            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob(), bool(invented_numbers(draft, query, hits)))
             answer = None if silent else self.composer.extractive(query, hits)
         silent = silent if answer is None else self.judge.unmet(verdict, answer.citations, hits)  # a date for "when"…
         if silent is not None:

@@ -97,3 +97,29 @@ def test_quotes_for_a_question_naming_an_article_come_from_that_article(index_di
     answer = _ask(index_dir, "这一条讲的是月球基地的建设。", f"第{number}条的主要内容是什么？规划有什么措施和要求？")
     assert not answer.abstained
     assert {c.article for c in answer.citations} == {number}
+
+
+def test_numbers_in_a_draft_are_invented_only_when_neither_asked_nor_shown() -> None:
+    from assistant.answering.compose import invented_numbers
+    from assistant.models import Hit, Query
+
+    doc = load_corpus(CORPUS_DIR)[0]
+    unit = doc.article(19)
+    assert unit is not None and "1335" in unit.text
+    hits = [Hit(unit=unit, score=1.0)]
+    question = "“1335”养老服务体系在区里有几个班？2020年以前建成了吗？"
+    query = Query(question, question, "zh-Hans", "resident")
+    assert invented_numbers("“1335”里的“1”指区级平台，“3”指三种服务。", query, hits) == []  # parts of a shown number
+    assert invented_numbers("2020年以前已经建成。", query, hits) == []  # from the question
+    assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, hits) == ["24", "10.5"]
+
+
+def test_an_unverifiable_draft_with_a_made_up_figure_is_declined_as_silence(index_dir: Path) -> None:
+    """Nothing in the draft is in the plan and its figures were never shown to the model: it made the
+    answer up, so the plan is declared silent rather than quoted as if it answered."""
+    answer = _ask(index_dir, "区里的养老机构共有3800张床位，每年新增500张。", "区里的养老机构规模有多大？")
+    assert answer.abstained and answer.reason == "weak_evidence"
+    assert "3800" not in answer.text and "12345" in answer.text
+    # The same unverifiable draft without a figure falls back to verified quotes.
+    quoted = _ask(index_dir, "区里的养老机构规模很大，床位很多。", "区里的养老机构规模有多大？")
+    assert not quoted.abstained and quoted.citations
