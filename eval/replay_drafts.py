@@ -1,0 +1,94 @@
+"""Recompose stored answers from their stored drafts with the current code: a change to verification,
+citation or composition measured in a minute per set, without the model.
+
+    .venv/bin/python eval/replay_drafts.py --answers eval/results/audit_tune-s13.jsonl \
+        --out eval/results/audit_tune-replay.jsonl
+    .venv/bin/policy-qa eval --questions eval/audit_tune.jsonl --answers eval/results/audit_tune-replay.jsonl
+
+For every stored answer with a model draft: retrieve again for its stored standalone question, judge it
+again, and compose the answer from the same draft (``Assistant._from_draft``). Answers without a draft
+(declined before drafting, or by the guard) and questions the judge now declines before drafting are kept
+as stored: the first are unchanged by such a change, the second would need no draft. The model's doubt
+(``reply_logprob``) is not recomputed: a draft that stays unverifiable is declined exactly when it was.
+Prints every answer whose citations or decision changed. Drafts are deterministic (greedy decoding, the
+same prompt), so this is what a batch run would give while the prompt and retrieval stay the same.
+A measurement, not a product stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from assistant.answering.compose import says_not_in_plan
+from assistant.answering.pipeline import Assistant
+from assistant.config import load_settings
+from assistant.models import Query
+from assistant.text import to_simplified
+
+
+class _Stored:
+    """Stands in for the drafter that wrote the stored draft."""
+
+    class generator:  # noqa: N801 - mirrors Drafter.generator
+        name = "llama:replayed"
+
+    def __init__(self, doubted: bool) -> None:
+        self.doubted = doubted
+
+    def silence_logprob(self) -> float:
+        return 0.0 if self.doubted else -99.0
+
+
+def replay(assistant: Assistant, row: dict) -> dict:
+    draft = row.get("draft") or ""
+    if not draft:
+        return row
+    language, standalone = row["language"], row["standalone_question"]
+    english = to_simplified(row["question"]) if language == "en" else ""
+    query = Query(row["question"], standalone, language, "resident", english)
+    hits = assistant.retriever().run(standalone, k=assistant.settings.top_k)
+    evidence = [s.sentence for s in assistant.resources.scorer.run(standalone, hits[:2])]
+    verdict = assistant.judge.run(f"{standalone} {english}".strip(), hits, evidence)
+    if not verdict.answerable:
+        return row
+    doubted = row["abstained"] and row.get("reason") == "weak_evidence" and not says_not_in_plan(draft.strip())
+    warnings: list[str] = []
+    answer = assistant._from_draft(draft, query, hits, verdict, assistant.refusals, _Stored(doubted), warnings)  # type: ignore[arg-type]
+    answer.warnings.extend(warnings)
+    answer.hits = hits
+    out = answer.to_dict(question_id=row["id"])
+    out["timings_ms"] = row.get("timings_ms", {})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--answers", type=Path, required=True, help="a policy-qa batch output")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if not args.answers.is_file():
+        print(f"error: no answers file at {args.answers}", file=sys.stderr)
+        return 2
+    assistant = Assistant(load_settings(None, backend="extractive"))
+    changed = 0
+    with args.out.open("w", encoding="utf-8") as fh:
+        for line in args.answers.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            new = replay(assistant, row)
+            before = ([c["article"] for c in row["citations"]], row["abstained"])
+            after = ([c["article"] for c in new["citations"]], new["abstained"])
+            if before != after:
+                changed += 1
+                print(f"{row['id']}: {before} -> {after}")
+            fh.write(json.dumps(new, ensure_ascii=False) + "\n")
+    print(f"{changed} answer(s) changed; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
