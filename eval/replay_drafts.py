@@ -6,9 +6,9 @@ citation or composition measured in a minute per set, without the model.
     .venv/bin/policy-qa eval --questions eval/audit_tune.jsonl --answers eval/results/audit_tune-replay.jsonl
 
 For every stored answer with a model draft: retrieve again for its stored standalone question, judge it
-again, and compose the answer from the same draft (``Assistant._from_draft``). Answers without a draft
-(declined before drafting, or by the guard) and questions the judge now declines before drafting are kept
-as stored: the first are unchanged by such a change, the second would need no draft. The model's doubt
+again, and compose the answer from the same draft (``Assistant._from_draft``); a question the judge now
+declines before drafting gets the refusal the pipeline would give. Answers without a draft (declined before
+drafting, or by the guard) are kept as stored: a question the judge would now answer needs a batch run. The model's doubt
 (``reply_logprob``) is not recomputed: a draft that stays unverifiable is declined exactly when it was.
 Prints every answer whose citations or decision changed. Drafts are deterministic (greedy decoding, the
 same prompt), so this is what a batch run would give while the prompt and retrieval stay the same.
@@ -52,8 +52,12 @@ def replay(assistant: Assistant, row: dict) -> dict:
     hits = assistant.retriever().run(standalone, k=assistant.settings.top_k)
     evidence = [s.sentence for s in assistant.resources.scorer.run(standalone, hits[:2])]
     verdict = assistant.judge.run(f"{standalone} {english}".strip(), hits, evidence)
-    if not verdict.answerable:
-        return row
+    if not verdict.answerable:  # now declined before drafting: the refusal the pipeline would give
+        if row["abstained"]:
+            return row
+        refusal = assistant.refusals.not_in_plan(query, verdict, hits)
+        refusal.hits = hits
+        return {**refusal.to_dict(question_id=row["id"]), "timings_ms": row.get("timings_ms", {})}
     doubted = row["abstained"] and row.get("reason") == "weak_evidence" and not says_not_in_plan(draft.strip())
     warnings: list[str] = []
     answer = assistant._from_draft(draft, query, hits, verdict, assistant.refusals, _Stored(doubted), warnings)  # type: ignore[arg-type]

@@ -75,7 +75,7 @@ def grounded(sentence: AnswerSentence) -> AnswerSentence:
     return AnswerSentence(sentence.text, None) if missing else sentence
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # digit runs: "1,000" or "7:3" is checked by its parts
 
 
 def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
