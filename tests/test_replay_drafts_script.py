@@ -1,0 +1,57 @@
+"""eval/replay_drafts.py: a stored answer recomposed from its draft with the same code is the same answer; a
+draft the current code treats differently gives the answer the pipeline would give (no model needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.answering.pipeline import Assistant
+from assistant.config import load_settings
+from assistant.evaluation.scripts import eval_script
+
+from conftest import FakeEmbedder, ScriptedGenerator
+
+replay_drafts = eval_script("replay_drafts")
+QUESTION = "区里的养老机构安全有什么要求？"
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("index")
+
+
+def _assistant(index_dir: Path, reply: str | None = None) -> Assistant:
+    backend = "extractive" if reply is None else "llama"
+    settings = load_settings(None, env={}, index_dir=index_dir, backend=backend)
+    return Assistant(settings, embedder=FakeEmbedder(), generator=None if reply is None else ScriptedGenerator(reply))
+
+
+def _cited(row: dict) -> list[tuple[int | None, str]]:
+    return [(c["article"], c["quote"]) for c in row["citations"]]
+
+
+def test_a_stored_answer_replays_to_the_same_answer(index_dir: Path) -> None:
+    row = _assistant(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。").ask(QUESTION).to_dict("q1")
+    assert row["draft"] and row["citations"]
+    again = replay_drafts.replay(_assistant(index_dir), row)
+    assert _cited(again) == _cited(row) and again["abstained"] == row["abstained"] and again["answer"] == row["answer"]
+
+
+def test_a_changed_draft_gets_the_answer_the_pipeline_gives(index_dir: Path) -> None:
+    made_up = "区里的养老机构共有3800张床位，每年新增500张。"
+    stored = _assistant(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。").ask(QUESTION).to_dict("q2")
+    live = _assistant(index_dir, made_up).ask(QUESTION).to_dict("q2")
+    replayed = replay_drafts.replay(_assistant(index_dir), {**stored, "draft": made_up})
+    assert live["abstained"] and replayed["abstained"] and replayed["reason"] == live["reason"]
+
+
+def test_an_answer_without_a_draft_is_kept(index_dir: Path) -> None:
+    row = {"id": "q3", "question": "你好", "draft": "", "citations": [], "abstained": True, "backend": "guard"}
+    assert replay_drafts.replay(_assistant(index_dir), row) is row
+
+
+def test_a_missing_answers_file_is_a_message_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert replay_drafts.main(["--answers", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out.jsonl")]) == 2
+    assert "no answers file" in capsys.readouterr().err
