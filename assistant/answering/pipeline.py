@@ -1,8 +1,7 @@
 """The answer flow, top to bottom: question → Answer with verified citations.
 
-validate → guard (injection / off-topic) → rewrite follow-ups → retrieve
-(excerpts streamed) → judge answerability → draft with the model from the
-retrieved text only → verify and compose → present in the user's script.
+validate → guard (injection / off-topic) → rewrite follow-ups → retrieve (excerpts streamed) → judge
+answerability → draft with the model from the retrieved text only → verify and compose → present in the user's script.
 
 Each step is one object, injectable through the constructor; the CLI and the UI
 only render what this yields.
@@ -200,8 +199,9 @@ class Assistant:
         silent = self.judge.believes_model(verdict, hits) if says_not_in_plan(draft.strip()) else None
         answer = None if silent else self.composer.from_draft(draft, query, hits, drafter.generator.name, lead_with_top=verdict.lookup)
         unverified = silent is None and answer is None
-        if unverified:  # nothing it wrote is in the plan: did it think of saying the plan is silent, or make up a figure?
-            silent = self.judge.doubts(verdict, hits, drafter.silence_logprob(), bool(invented_numbers(draft, query, hits)))
+        if unverified:  # nothing it wrote is in the plan: did it make up a figure, or think of saying the plan is silent?
+            made_up = bool(invented_numbers(draft, query, hits))  # then the model's odds need not be read (~0.15 s)
+            silent = self.judge.doubts(verdict, hits, None if made_up else drafter.silence_logprob(), made_up)
             answer = None if silent else self.composer.extractive(query, hits)
         silent = silent if answer is None else self.judge.unmet(verdict, answer.citations, hits)  # a date for "when"…
         if silent is not None:
