@@ -1,7 +1,7 @@
 """Recompose stored answers from their stored drafts with the current code: a change to verification,
 citation or composition measured in a minute per set, without the model.
 
-    .venv/bin/python eval/replay_drafts.py --answers eval/results/audit_tune-s13.jsonl \
+    .venv/bin/python eval/replay_drafts.py --answers eval/results/audit_tune-A.jsonl \
         --out eval/results/audit_tune-replay.jsonl
     .venv/bin/policy-qa eval --questions eval/audit_tune.jsonl --answers eval/results/audit_tune-replay.jsonl
 
