@@ -76,15 +76,18 @@ def grounded(sentence: AnswerSentence) -> AnswerSentence:
 
 
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")  # digit runs: "1,000" or "7:3" is checked by its parts
+_ARTICLE_REF = re.compile(r"第\s*\d+\s*[条部章]|articles?\s+\d+", re.IGNORECASE)  # a reference, not a figure
 
 
 def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
     """The numbers in ``draft`` that occur in neither the question (as asked or rewritten) nor the text
     the model was shown (``prompt_hits``): "一个年级有24个班", "进出口额为10亿美元" when the plan gives no
-    such figure. A part of a number shown counts as shown ("1335" holds "13")."""
+    such figure. A part of a number shown counts as shown ("1335" holds "13"); an article number ("第23条")
+    is a reference, not a figure."""
     asked = f"{query.question} {query.standalone}"
     shown = [*_NUMBER.findall(asked), *(n for h in prompt_hits(hits) for n in _NUMBER.findall(h.unit.text))]
-    return [n for n in _NUMBER.findall(clean_generated(draft)) if not any(n in m for m in shown)]
+    stated = _ARTICLE_REF.sub("", clean_generated(draft))
+    return [n for n in _NUMBER.findall(stated) if not any(n in m for m in shown)]
 
 
 def says_not_in_plan(text: str) -> bool:

@@ -111,6 +111,7 @@ def test_numbers_in_a_draft_are_invented_only_when_neither_asked_nor_shown() -> 
     query = Query(question, question, "zh-Hans", "resident")
     assert invented_numbers("“1335”里的“1”指区级平台，“3”指三种服务。", query, hits) == []  # parts of a shown number
     assert invented_numbers("2020年以前已经建成。", query, hits) == []  # from the question
+    assert invented_numbers("规划第23条和Article 41都提到了。", query, hits) == []  # references, not figures
     assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, hits) == ["24", "10.5"]
 
 
