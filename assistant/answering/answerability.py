@@ -345,7 +345,7 @@ class AnswerabilityJudge:
         with "规划未提及" (``silence_logprob``, its log-probability) at or above ``doubt_logprob``, or it
         stated a number that was in neither the text it was shown nor the question (``invented``: it
         made the answer up, so the text does not hold it). An unverifiable draft alone is common in
-        answers to answerable questions. Not for a lookup (its draft names the article's number)."""
+        answers to answerable questions. Not for a lookup, whose answer is the retrieved article."""
         if verdict.lookup:
             return None
         if not invented and (silence_logprob is None or silence_logprob < self.doubt_logprob):

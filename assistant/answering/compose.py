@@ -17,7 +17,14 @@ from assistant.answering.evidence import MentionFinder, SentenceScorer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.prompt import NOT_IN_PLAN_MARK, prompt_hits
 from assistant.models import Answer, AnswerSentence, Citation, Document, Hit, Query, Sentence, Unit
-from assistant.text import split_answer, squeeze, to_simplified, to_traditional
+from assistant.text import (
+    split_answer,
+    squeeze,
+    to_simplified,
+    to_traditional,
+    without_article_references,
+    written_numbers,
+)
 
 MAX_SENTENCES = {"resident": 4, "hotline": 6}  # a plain answer stays short; loops and lists are cut
 ENGLISH_MATCH = 0.82  # cosine an English sentence needs to a plan sentence to count as its support
@@ -75,19 +82,15 @@ def grounded(sentence: AnswerSentence) -> AnswerSentence:
     return AnswerSentence(sentence.text, None) if missing else sentence
 
 
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # digit runs: "1,000" or "7:3" is checked by its parts
-_ARTICLE_REF = re.compile(r"第\s*\d+\s*[条部章]|articles?\s+\d+", re.IGNORECASE)  # a reference, not a figure
-
-
 def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
-    """The numbers in ``draft`` that occur in neither the question (as asked or rewritten) nor the text
-    the model was shown (``prompt_hits``): "一个年级有24个班", "进出口额为10亿美元" when the plan gives no
-    such figure. A part of a number shown counts as shown ("1335" holds "13"); an article number ("第23条")
-    is a reference, not a figure."""
-    asked = f"{query.question} {query.standalone}"
-    shown = [*_NUMBER.findall(asked), *(n for h in prompt_hits(hits) for n in _NUMBER.findall(h.unit.text))]
-    stated = _ARTICLE_REF.sub("", clean_generated(draft))
-    return [n for n in _NUMBER.findall(stated) if not any(n in m for m in shown)]
+    """The numbers in ``draft`` that occur in neither the question (as asked or rewritten) nor the units
+    shown to the model (``prompt_hits``, their whole text): "一个年级有24个班", "进出口额为10亿美元" when the
+    plan gives no such figure. A figure the plan writes in Chinese numerals counts as shown in digits
+    ("二〇三五" → 2035, "千亿" → 1000), a part of a shown number counts as shown ("1335" holds "13"), and an
+    article number ("第23条", "Articles 19 and 36") is a reference, not a figure."""
+    seen = written_numbers(" ".join([query.question, query.standalone, *(h.unit.text for h in prompt_hits(hits))]))
+    stated = written_numbers(without_article_references(clean_generated(draft)), chinese=False)
+    return sorted(n for n in stated if not any(n in shown for shown in seen))
 
 
 def says_not_in_plan(text: str) -> bool:

@@ -46,8 +46,9 @@ _CUES = {
         r"ignore\s+(all\s+|any\s+|the\s+|your\s+)*(previous|prior|above|earlier)?\s*(instructions|prompts?|rules)",
         r"(reveal|print|show|repeat|output|leak)\b.{0,40}\b(prompt|instructions|hidden text)",
         r"(you\s+are\s+now|act\s+as|pretend\s+to\s+be|jailbreak|developer\s+mode|\bDAN\b)",
-        # "你扮演…" asks the assistant to play a part; "…分别扮演什么角色" asks about the plan.
-        r"(你现在是|你就是|(^|你|请|来)\s*扮演|假装你是|从现在起你|从现在开始你|开发者模式|越狱)",
+        # "请你扮演…" asks the assistant to play a part; "…未来扮演什么角色" asks about the plan.
+        r"(你现在是|你就是|(你|您|请|帮我|给我)(现在|来)?\s*扮演|^扮演(一[个位名]|我的?|个)|假装你是|从现在起你|从现在开始你"
+        r"|开发者模式|越狱)",
         r"[【\[(（]\s*(系统|管理员|官方)?\s*(通知|公告|消息|更新)\s*[】\])）]|(系统|管理员)(通知|公告|消息)[:：]",
         r"(新增|增加|补充|追加)了?.{0,6}第\s*[0-9一二三四五六七八九十百]+\s*条|(规划|建议).{0,6}(已|已经)?(更新|修订|修改)为",
         r"(每个|每句|所有)(回答|回复|话).{0,12}(加上|结尾|末尾|开头)",

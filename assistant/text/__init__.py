@@ -1,7 +1,13 @@
 """Shared text vocabulary: script conversion, segmentation, numerals, input checks."""
 
 from assistant.text.input import validate_question
-from assistant.text.numerals import chinese_number, chinese_to_int, referenced_articles
+from assistant.text.numerals import (
+    chinese_number,
+    chinese_to_int,
+    referenced_articles,
+    without_article_references,
+    written_numbers,
+)
 from assistant.text.script import Language, detect_language, is_han, to_simplified, to_traditional
 from assistant.text.segment import (
     CHAR_PREFIX,
@@ -40,4 +46,6 @@ __all__ = [
     "to_simplified",
     "to_traditional",
     "validate_question",
+    "without_article_references",
+    "written_numbers",
 ]

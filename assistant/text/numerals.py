@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 CHINESE_NUMERALS = "零一二三四五六七八九十"
 
@@ -48,3 +49,56 @@ def referenced_articles(text: str) -> list[int]:
         if n is not None:
             out.append(n)
     return out
+
+
+# Spans that name articles, however many ("第23、24条", "第二十三至二十五條", "Articles 19 and 36"), for text
+# whose figures are checked: a reference is not a figure.
+_ARTICLE_SPANS = re.compile(
+    r"第[\s0-9一二三四五六七八九十百〇零、,，至到~～\-—]+[条條部章]"
+    r"|\barts?\.\s*\d+|articles?\s+\d+(?:\s*(?:,|and|&|to|-|–)\s*\d+)*",
+    re.IGNORECASE,
+)
+_CHINESE_RUN = re.compile(r"[〇零一二两三四五六七八九十百千万亿]+")
+_DIGIT_BY_DIGIT = str.maketrans("〇零一二两三四五六七八九", "001223456789")
+_VALUES = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "〇": 0, "零": 0}
+_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+
+
+def without_article_references(text: str) -> str:
+    return _ARTICLE_SPANS.sub(" ", text)
+
+
+def _chinese_value(run: str) -> int | None:
+    """十四 → 14, 三百 → 300, 千 → 1000, 两万 → 20000 (a simple reading; None when it does not parse)."""
+    total, section, current = 0, 0, 0
+    for ch in run:
+        if ch in _VALUES:
+            current = _VALUES[ch]
+        elif ch in ("万", "亿"):
+            total = (total + section + current) * _UNITS[ch]
+            section, current = 0, 0
+        elif ch in _UNITS:
+            section += (current or 1) * _UNITS[ch]
+            current = 0
+        else:
+            return None
+    return total + section + current
+
+
+def written_numbers(text: str, *, chinese: bool = True, max_run: int = 6) -> set[str]:
+    """Every number ``text`` writes, as digit strings: its digit runs (full-width ones too) and, with
+    ``chinese``, its Chinese numerals read both digit by digit ("二〇三五" → "2035") and by value, every
+    part of a run up to ``max_run`` characters included ("十四五" → "14", "千亿" → "1000"): generous, so that
+    a draft that writes a shown figure in digits is never taken to have made it up."""
+    text = unicodedata.normalize("NFKC", text)
+    found = set(re.findall(r"\d+(?:\.\d+)?", text))
+    for run in _CHINESE_RUN.findall(text) if chinese else []:
+        for i in range(len(run)):
+            for j in range(i + 1, min(len(run), i + max_run) + 1):
+                part = run[i:j]
+                if all(ch in _VALUES for ch in part):
+                    found.add(part.translate(_DIGIT_BY_DIGIT))
+                value = _chinese_value(part)
+                if value is not None:
+                    found.add(str(value))
+    return found

@@ -104,15 +104,18 @@ def test_numbers_in_a_draft_are_invented_only_when_neither_asked_nor_shown() -> 
     from assistant.models import Hit, Query
 
     doc = load_corpus(CORPUS_DIR)[0]
-    unit = doc.article(19)
-    assert unit is not None and "1335" in unit.text
-    hits = [Hit(unit=unit, score=1.0)]
-    question = "“1335”养老服务体系在区里有几个班？2020年以前建成了吗？"
+    elderly, goals = doc.article(19), doc.article(3)
+    assert elderly is not None and "1335" in elderly.text
+    assert goals is not None and "二〇三五" in goals.text and "2035" not in goals.text
+    question = "区里的养老服务体系怎么建？２０２０年以前建成了吗？"
     query = Query(question, question, "zh-Hans", "resident")
-    assert invented_numbers("“1335”里的“1”指区级平台，“3”指三种服务。", query, hits) == []  # parts of a shown number
-    assert invented_numbers("2020年以前已经建成。", query, hits) == []  # from the question
-    assert invented_numbers("规划第23条和Article 41都提到了。", query, hits) == []  # references, not figures
-    assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, hits) == ["24", "10.5"]
+    shown = [Hit(unit=elderly, score=1.0), Hit(unit=goals, score=0.9)]
+    assert invented_numbers("“1335”里的“1”指区级平台，“3”指三种服务。", query, shown) == []  # parts of a shown number
+    assert invented_numbers("2020年以前已经建成。", query, shown) == []  # asked (in full-width digits)
+    assert invented_numbers("到2035年基本实现现代化。", query, shown) == []  # shown as 二〇三五
+    assert invented_numbers("规划第23、24条和Articles 40 and 41都提到了。", query, shown) == []  # references
+    assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, shown) == ["10.5", "24"]
+    assert invented_numbers("到2035年基本实现现代化。", query, shown[:1]) == ["2035"]  # not shown: made up
 
 
 def test_an_unverifiable_draft_with_a_made_up_figure_is_declined_as_silence(index_dir: Path) -> None:
