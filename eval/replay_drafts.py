@@ -9,7 +9,9 @@ For every stored answer with a model draft: retrieve again for its stored standa
 again, and compose the answer from the same draft (``Assistant._from_draft``); a question the judge now
 declines before drafting gets the refusal the pipeline would give. Answers without a draft (declined before
 drafting, or by the guard) are kept as stored: a question the judge would now answer needs a batch run. The model's doubt
-(``reply_logprob``) is not recomputed: a draft that stays unverifiable is declined exactly when it was.
+(``reply_logprob``) is not recomputed: a draft that stays unverifiable is declined exactly when it was. A stored
+decline does not say which signal declined it (the model's doubt or a made-up figure), so a change to the
+made-up-figure rule is measured by replaying a run made without that rule.
 Prints every answer whose citations or decision changed. Drafts are deterministic (greedy decoding, the
 same prompt), so this is what a batch run would give while the prompt and retrieval stay the same.
 A measurement, not a product stage.
