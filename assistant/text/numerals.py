@@ -22,23 +22,28 @@ def chinese_number(n: int) -> str:
 _ARTICLE_REF = re.compile(r"第\s*([0-9]+|[一二三四五六七八九十百]+)\s*条|article\s+(\d+)", re.IGNORECASE)
 
 
+_VALUES = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "〇": 0, "零": 0}
+_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+
+
 def chinese_to_int(s: str) -> int | None:
+    """"43" → 43, 四十三 → 43, 三百 → 300, 千 → 1000, 两万 → 20000 (a simple reading; None when it does
+    not parse)."""
     if s.isdigit():
         return int(s)
-    digits = {"一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
-    total, current = 0, 0
+    total, section, current = 0, 0, 0
     for ch in s:
-        if ch in digits:
-            current = digits[ch]
-        elif ch == "十":
-            total += (current or 1) * 10
-            current = 0
-        elif ch == "百":
-            total += (current or 1) * 100
+        if ch in _VALUES:
+            current = _VALUES[ch]
+        elif ch in ("万", "亿"):
+            total = (total + section + current) * _UNITS[ch]
+            section, current = 0, 0
+        elif ch in _UNITS:
+            section += (current or 1) * _UNITS[ch]
             current = 0
         else:
             return None
-    return total + current
+    return total + section + current
 
 
 def referenced_articles(text: str) -> list[int]:
@@ -58,31 +63,12 @@ _ARTICLE_SPANS = re.compile(
     r"|\barts?\.\s*\d+|articles?\s+\d+(?:\s*(?:,|and|&|to|-|–)\s*\d+)*",
     re.IGNORECASE,
 )
-_CHINESE_RUN = re.compile(r"[〇零一二两三四五六七八九十百千万亿]+")
-_DIGIT_BY_DIGIT = str.maketrans("〇零一二两三四五六七八九", "001223456789")
-_VALUES = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "〇": 0, "零": 0}
-_UNITS = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+_CHINESE_RUN = re.compile(rf"[{''.join(_VALUES)}{''.join(_UNITS)}]+")
+_DIGIT_BY_DIGIT = str.maketrans({ch: str(v) for ch, v in _VALUES.items()})
 
 
 def without_article_references(text: str) -> str:
     return _ARTICLE_SPANS.sub(" ", text)
-
-
-def _chinese_value(run: str) -> int | None:
-    """十四 → 14, 三百 → 300, 千 → 1000, 两万 → 20000 (a simple reading; None when it does not parse)."""
-    total, section, current = 0, 0, 0
-    for ch in run:
-        if ch in _VALUES:
-            current = _VALUES[ch]
-        elif ch in ("万", "亿"):
-            total = (total + section + current) * _UNITS[ch]
-            section, current = 0, 0
-        elif ch in _UNITS:
-            section += (current or 1) * _UNITS[ch]
-            current = 0
-        else:
-            return None
-    return total + section + current
 
 
 def written_numbers(text: str, *, chinese: bool = True, max_run: int = 6) -> set[str]:
@@ -98,7 +84,7 @@ def written_numbers(text: str, *, chinese: bool = True, max_run: int = 6) -> set
                 part = run[i:j]
                 if all(ch in _VALUES for ch in part):
                     found.add(part.translate(_DIGIT_BY_DIGIT))
-                value = _chinese_value(part)
+                value = chinese_to_int(part)
                 if value is not None:
                     found.add(str(value))
     return found
