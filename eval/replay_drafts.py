@@ -70,6 +70,26 @@ def replay(assistant: Assistant, row: dict) -> dict:
     return out
 
 
+_NEEDED = ("id", "question", "standalone_question", "language", "citations", "abstained")
+
+
+def read_answers(path: Path) -> list[dict] | str:
+    """The answer objects of a batch output, or what is wrong with the file (line by line)."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return f"{path} line {number} is not JSON ({exc.msg})"
+        missing = [k for k in _NEEDED if not isinstance(row, dict) or k not in row]
+        if missing:
+            return f"{path} line {number} is not a policy-qa answer (missing {', '.join(missing)})"
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--answers", type=Path, required=True, help="a policy-qa batch output")
@@ -78,13 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.answers.is_file():
         print(f"error: no answers file at {args.answers}", file=sys.stderr)
         return 2
+    rows = read_answers(args.answers)
+    if isinstance(rows, str):  # checked before anything is written
+        print(f"error: {rows}", file=sys.stderr)
+        return 2
     assistant = Assistant(load_settings(None, backend="extractive"))
     changed = 0
     with args.out.open("w", encoding="utf-8") as fh:
-        for line in args.answers.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for row in rows:
             new = replay(assistant, row)
             before = ([c["article"] for c in row["citations"]], row["abstained"])
             after = ([c["article"] for c in new["citations"]], new["abstained"])

@@ -55,3 +55,14 @@ def test_an_answer_without_a_draft_is_kept(index_dir: Path) -> None:
 def test_a_missing_answers_file_is_a_message_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert replay_drafts.main(["--answers", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "out.jsonl")]) == 2
     assert "no answers file" in capsys.readouterr().err
+
+
+def test_a_malformed_answers_file_is_named_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "answers.jsonl"
+    out = tmp_path / "out.jsonl"
+    bad.write_text('{"id": "q1"}\n', encoding="utf-8")
+    assert replay_drafts.main(["--answers", str(bad), "--out", str(out)]) == 2
+    assert "line 1 is not a policy-qa answer" in capsys.readouterr().err and not out.exists()
+    bad.write_text("not json\n", encoding="utf-8")
+    assert replay_drafts.main(["--answers", str(bad), "--out", str(out)]) == 2
+    assert "line 1 is not JSON" in capsys.readouterr().err and not out.exists()
