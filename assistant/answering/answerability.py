@@ -15,6 +15,7 @@ Decided from evidence, not from lists of districts or phrases:
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -260,11 +261,24 @@ class AnswerabilityJudge:
             return "real_time"
         if _RIGHT_NOW.search(question):
             return "real_time"
-        if any(place not in self.plan_text for place in _place_names(question)):
+        if any(not self.mentions_place(place) for place in _place_names(question)):
             return "other_place"
         if any(not self._is_home(area) for area in _owning_areas(question)):
             return "other_place"  # "肥东县十四五重点发展哪些产业": the plan names it as a partner, not its plan
         return None
+
+    def mentions_place(self, place: str) -> bool:
+        """The plan names the place, in full or by its usual short form: a Chinese abbreviation keeps
+        some of the name's characters in order, the first among them ("长江三角洲" → "长三角")."""
+        return place in self.plan_text or any(self._uses_word(short) for short in _abbreviations(place))
+
+    def _uses_word(self, word: str) -> bool:
+        """The plan writes ``word`` as a word of its own, not as characters of others ("合肥新兴…")."""
+        for found in re.finditer(re.escape(word), self.plan_text):
+            around = self.plan_text[max(0, found.start() - 12) : found.end() + 12]
+            if word in (w for w, _ in pos_tags(around)):
+                return True
+        return False
 
     @cached_property
     def own_periods(self) -> set[str]:
@@ -379,6 +393,21 @@ def _owning_areas(question: str) -> list[str]:
         for i, (w, flag) in enumerate(words)
         if flag == "ns" and w.endswith(_AREA_END) and (i == 0 or (i + 1 < len(words) and words[i + 1][0] == "的"))
     ]
+
+
+def _abbreviations(name: str, shortest: int = 3) -> set[str]:
+    """The short forms a name could have: its first character and some later ones, in order, leaving
+    out at least one in between ("长江三角洲" → "长三角", "长江角洲"…). Shorter than three characters they
+    match too much; a mere part ("南京" in "南京路") is another place, not an abbreviation."""
+    if len(name) < shortest + 1 or len(name) > 8:
+        return set()
+    out = set()
+    for size in range(shortest, len(name)):
+        for rest in itertools.combinations(range(1, len(name)), size - 1):
+            positions = (0, *rest)
+            if positions[-1] - positions[0] + 1 > size:  # something left out in between
+                out.add("".join(name[i] for i in positions))
+    return out
 
 
 def _place_names(question: str) -> list[str]:

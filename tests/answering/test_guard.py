@@ -157,6 +157,15 @@ class TestAnswerability:
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
 
+    def test_a_place_the_plan_names_by_its_short_form_is_not_another_place(self, judge: AnswerabilityJudge) -> None:
+        # an English question's rendering spells the name out; the plan writes the usual short form
+        assert "长江三角洲" not in judge.plan_text and "长三角" in judge.plan_text
+        assert judge.unknown_to_plan("在长江三角洲的各个城市能不能用一张社会保障卡？") is None
+        # the plan's "合肥新兴增长极" holds 合肥…新 of 合肥高新区 only as characters of other words
+        assert "合肥新" in judge.plan_text and not judge.mentions_place("合肥高新区")
+        assert judge.mentions_place("长江三角洲") and not judge.mentions_place("南京路")  # a part is another place
+        assert judge.unknown_to_plan("珠江三角洲的产业政策有哪些？") == "other_place"
+
     def test_only_a_time_that_points_at_a_day_from_now_is_real_time(self, judge: AnswerabilityJudge) -> None:
         assert judge.unknown_to_plan("周末想带孩子看演出，社区里平时会办这种活动吗？") is None  # any weekend
         assert judge.unknown_to_plan("这周末社区有什么演出？") == "real_time"
