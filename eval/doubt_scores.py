@@ -1,0 +1,84 @@
+"""The model's own doubt for stored answers: log P(its reply opens with "规划未提及") on the prompt that
+wrote each stored draft, for answers that were given (not declined). A measurement, not a product stage.
+
+    .venv/bin/python eval/doubt_scores.py --answers eval/results/audit_tune-A.jsonl \
+        --out eval/results/audit_tune-doubt.jsonl
+
+The product reads this number only for a draft none of whose sentences could be verified
+(``AnswerabilityJudge.doubts``). This script reads it for every answered draft, verified or not, so that a
+level for verified drafts can be chosen on tuning sets and checked on untouched ones. Each row holds the
+id, whether the stored answer used the draft (``verified``: no fallback warning) and ``logprob`` (null for an
+English question, whose refusal is worded freely, as in the product). ~1–3 s per answer here: the prompt's
+head is restored from the saved prefix state and only the rest is evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from assistant.answering.pipeline import Assistant
+from assistant.answering.prompt import NOT_IN_PLAN_MARK, Drafter
+from assistant.config import load_settings
+from assistant.errors import GenerationError
+from assistant.models import Query
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from replay_drafts import read_answers  # noqa: E402 - a sibling script
+
+FALLBACK_WARNING = "模型的回答无法与规划原文逐句核对"
+
+
+def score(assistant: Assistant, row: dict) -> dict | None:
+    """The doubt row for one stored answer, or None when it was declined or has no draft."""
+    draft = row.get("draft") or ""
+    if row["abstained"] or not draft:
+        return None
+    verified = not any(FALLBACK_WARNING in w for w in row.get("warnings", []))
+    out = {"id": row["id"], "verified": verified, "logprob": None}
+    if row["language"] == "en":
+        return out
+    generator = assistant.resources.generator
+    if generator is None:
+        raise SystemExit(f"error: no language model ({assistant.resources.generator_error})")
+    standalone = row["standalone_question"]
+    query = Query(row["question"], standalone, row["language"], "resident", "")
+    hits = assistant.retriever().run(standalone, k=assistant.settings.top_k)
+    drafter = Drafter(generator, assistant.resources.scorer, assistant.settings.max_answer_tokens, plan_name=assistant.resources.plan_name)
+    try:
+        out["logprob"] = generator.reply_logprob(drafter.messages(query, hits), NOT_IN_PLAN_MARK)
+    except GenerationError as exc:
+        print(f"{row['id']}: could not score ({exc})", file=sys.stderr)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--answers", type=Path, required=True, help="a policy-qa batch output")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    if not args.answers.is_file():
+        print(f"error: no answers file at {args.answers}", file=sys.stderr)
+        return 2
+    rows = read_answers(args.answers)
+    if isinstance(rows, str):
+        print(f"error: {rows}", file=sys.stderr)
+        return 2
+    assistant = Assistant(load_settings(None))
+    start = time.perf_counter()
+    scored = 0
+    with args.out.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            out = score(assistant, row)
+            if out is not None:
+                scored += 1
+                fh.write(json.dumps(out, ensure_ascii=False) + "\n")
+    print(f"{scored} answer(s) scored in {time.perf_counter() - start:.0f} s; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
