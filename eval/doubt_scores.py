@@ -1,5 +1,5 @@
-"""The model's own doubt for stored answers: log P(its reply opens with "规划未提及") on the prompt that
-wrote each stored draft, for answers that were given (not declined). A measurement, not a product stage.
+"""The model's own doubt for stored answers: log P(its reply opens with "规划未提及") on the answer prompt
+rebuilt for each stored draft, for answers that were given (not declined). A measurement, not a product stage.
 
     .venv/bin/python eval/doubt_scores.py --answers eval/results/audit_tune-A.jsonl \
         --out eval/results/audit_tune-doubt.jsonl
@@ -7,9 +7,12 @@ wrote each stored draft, for answers that were given (not declined). A measureme
 The product reads this number only for a draft none of whose sentences could be verified
 (``AnswerabilityJudge.doubts``). This script reads it for every answered draft, verified or not, so that a
 level for verified drafts can be chosen on tuning sets and checked on untouched ones. Each row holds the
-id, whether the stored answer used the draft (``verified``: no fallback warning) and ``logprob`` (null for an
-English question, whose refusal is worded freely, as in the product). ~1–3 s per answer here: the prompt's
-head is restored from the saved prefix state and only the rest is evaluated.
+id, whether the stored answer used the draft (``verified``: no fallback warning) and ``logprob``: null for an
+English question (whose refusal is worded freely, as in the product) or when it could not be scored.
+The prompt is rebuilt as ``Drafter.messages`` builds it, with the configured mode and model; a follow-up
+that needed no rewrite was searched with the previous turn too in the product, which the stored answer does
+not hold, so its prompt may differ. ~1–3 s per answer here: the prompt's head is restored from the saved
+prefix state and only the rest is evaluated. Needs the llama backend.
 """
 
 from __future__ import annotations
@@ -20,16 +23,12 @@ import sys
 import time
 from pathlib import Path
 
+from assistant.answering.compose import UNVERIFIED_DRAFT_WARNING
 from assistant.answering.pipeline import Assistant
 from assistant.answering.prompt import NOT_IN_PLAN_MARK, Drafter
-from assistant.config import load_settings
 from assistant.errors import GenerationError
+from assistant.evaluation.scripts import eval_script, llama_assistant
 from assistant.models import Query
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replay_drafts import read_answers  # noqa: E402 - a sibling script
-
-FALLBACK_WARNING = "模型的回答无法与规划原文逐句核对"
 
 
 def score(assistant: Assistant, row: dict) -> dict | None:
@@ -37,17 +36,16 @@ def score(assistant: Assistant, row: dict) -> dict | None:
     draft = row.get("draft") or ""
     if row["abstained"] or not draft:
         return None
-    verified = not any(FALLBACK_WARNING in w for w in row.get("warnings", []))
+    verified = UNVERIFIED_DRAFT_WARNING not in (row.get("warnings") or [])
     out = {"id": row["id"], "verified": verified, "logprob": None}
     if row["language"] == "en":
         return out
     generator = assistant.resources.generator
-    if generator is None:
-        raise SystemExit(f"error: no language model ({assistant.resources.generator_error})")
+    settings = assistant.settings
     standalone = row["standalone_question"]
-    query = Query(row["question"], standalone, row["language"], "resident", "")
-    hits = assistant.retriever().run(standalone, k=assistant.settings.top_k)
-    drafter = Drafter(generator, assistant.resources.scorer, assistant.settings.max_answer_tokens, plan_name=assistant.resources.plan_name)
+    query = Query(row["question"], standalone, row["language"], settings.mode, "")
+    hits = assistant.retriever().run(standalone, k=settings.top_k)
+    drafter = Drafter(generator, assistant.resources.scorer, settings.max_answer_tokens, plan_name=assistant.resources.plan_name)
     try:
         out["logprob"] = generator.reply_logprob(drafter.messages(query, hits), NOT_IN_PLAN_MARK)
     except GenerationError as exc:
@@ -63,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.answers.is_file():
         print(f"error: no answers file at {args.answers}", file=sys.stderr)
         return 2
-    rows = read_answers(args.answers)
+    rows = eval_script("replay_drafts").read_answers(args.answers)
     if isinstance(rows, str):
         print(f"error: {rows}", file=sys.stderr)
         return 2
-    assistant = Assistant(load_settings(None))
+    assistant, _, _ = llama_assistant()  # exits with the reason before anything is written
     start = time.perf_counter()
     scored = 0
     with args.out.open("w", encoding="utf-8") as fh:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from assistant.answering.compose import UNVERIFIED_DRAFT_WARNING
 from assistant.answering.pipeline import Assistant
 from assistant.answering.prompt import NOT_IN_PLAN_MARK
 from assistant.config import load_settings
@@ -45,11 +46,12 @@ def test_an_answered_draft_is_scored_on_the_prompt_that_wrote_it(tmp_path: Path)
     generator.scored.clear()
     out = doubt_scores.score(assistant, row)
     assert out == {"id": "q1", "verified": True, "logprob": -3.5}
-    (messages, start), = generator.scored
-    assert start == NOT_IN_PLAN_MARK and QUESTION in messages[-1]["content"]
+    ((messages, start),) = generator.scored
+    assert start == NOT_IN_PLAN_MARK and messages == generator.calls[-1]  # the prompt that wrote the draft
     # a fallback answer (nothing in the draft verified) is marked as such
-    fallback = {**row, "warnings": ["模型的回答无法与规划原文逐句核对，已改用原文摘录回答。"]}
+    fallback = {**row, "warnings": [UNVERIFIED_DRAFT_WARNING]}
     assert doubt_scores.score(assistant, fallback)["verified"] is False
+    assert doubt_scores.score(assistant, {**row, "warnings": None})["verified"] is True
 
 
 def test_declined_and_english_answers(tmp_path: Path) -> None:

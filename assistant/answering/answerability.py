@@ -398,7 +398,8 @@ def _owning_areas(question: str) -> list[str]:
 def _abbreviations(name: str, shortest: int = 3) -> set[str]:
     """The short forms a name could have: its first character and some later ones, in order, leaving
     out at least one in between ("长江三角洲" → "长三角", "长江角洲"…). Shorter than three characters they
-    match too much; a mere part ("南京" in "南京路") is another place, not an abbreviation."""
+    match too much; a mere beginning ("合肥市" of "合肥市蜀山区") is another place, not an abbreviation;
+    names over eight characters are not abbreviated."""
     if len(name) < shortest + 1 or len(name) > 8:
         return set()
     out = set()

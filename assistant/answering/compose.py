@@ -93,6 +93,10 @@ def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
     return sorted(n for n in stated if not any(n in shown for shown in seen))
 
 
+# Shown with a fallback answer; evaluation scripts find such answers by it.
+UNVERIFIED_DRAFT_WARNING = "模型的回答无法与规划原文逐句核对，已改用原文摘录回答。"
+
+
 def says_not_in_plan(text: str) -> bool:
     return NOT_IN_PLAN_MARK in text[:20] or text.lower().startswith("the plan does not")
 

@@ -16,7 +16,7 @@ from functools import cached_property
 
 from assistant.answering.answerability import AnswerabilityJudge, Verdict
 from assistant.answering.citations import CitationAttacher
-from assistant.answering.compose import AnswerComposer, invented_numbers, says_not_in_plan
+from assistant.answering.compose import UNVERIFIED_DRAFT_WARNING, AnswerComposer, invented_numbers, says_not_in_plan
 from assistant.answering.guard import QuestionGuard
 from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
@@ -207,7 +207,7 @@ class Assistant:
         if silent is not None:
             answer = refusals.not_in_plan(query, silent, hits)
         elif unverified:
-            warnings.append("模型的回答无法与规划原文逐句核对，已改用原文摘录回答。")
+            warnings.append(UNVERIFIED_DRAFT_WARNING)
         assert answer is not None
         answer.draft = draft
         return answer
