@@ -21,7 +21,7 @@ from assistant.answering.guard import QuestionGuard
 from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
 from assistant.answering.resources import Progress, Resources
-from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names, search_request
 from assistant.answering.timing import Timer
 from assistant.config import MODES, Settings
 from assistant.errors import GenerationError, InvalidInputError
@@ -138,9 +138,9 @@ class Assistant:
                 refusal = refusals.declined(Query(question, standalone, language, mode), intent.kind)
                 yield self._final(refusal, [], timer)
                 return
+        standalone, context = search_request(simplified, standalone, turns) if not english else (standalone, [])
         query = Query(question, standalone, language, mode, english)
         timer.mark("rewrite_ms")
-        context = turns if standalone == simplified else []
         hits = self.retriever().run(standalone, history=context, k=self.settings.top_k)
         timer.mark("retrieval_ms")
         yield StreamEvent("excerpts", hits=hits)

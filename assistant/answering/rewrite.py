@@ -87,6 +87,24 @@ class FollowUpRewriter:
         return out
 
 
+def search_request(question: str, standalone: str, history: Sequence[ChatTurn]) -> tuple[str, Sequence[ChatTurn]]:
+    """The question to search and answer, and the conversation retrieval mixes in at a lower weight: the
+    rewrite alone; or the question itself with the conversation when it was not rewritten, or when the
+    "rewrite" only put the previous question in front of a follow-up that is a whole question of its own
+    ("停车难有解决办法吗？那路上堵车怎么缓解？": the earlier topic would weigh as much as the new one). After
+    an elliptical "X呢？" the previous question is the frame it needs ("教育方面呢？"), so it stays."""
+    if standalone == question:
+        return question, history
+    previous = last_user_turn(history)
+    if previous and _bare(previous) in _bare(standalone) and not TOPIC_NE.search(question):
+        return question, history
+    return standalone, []
+
+
+def _bare(text: str) -> str:
+    return re.sub(r"[\s，,。？?！!：:]", "", to_simplified(text))
+
+
 def plan_names(documents: Sequence[Document]) -> str:
     """How the plan and its region are named in both languages, from the corpus metadata. Without it the
     small model transliterates "Yaohai" (雅鸽区, 《雅鸽提案》), which the judge then takes for another place

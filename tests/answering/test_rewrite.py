@@ -1,5 +1,5 @@
 
-from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names, rule_rewrite
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names, rule_rewrite, search_request
 from assistant.ingest.corpus import load_corpus
 from assistant.models import ChatTurn, Document, DocumentMeta
 from assistant.text.dialogue import needs_context
@@ -45,6 +45,27 @@ def test_model_rewrite_is_used_when_sensible() -> None:
 def test_unusable_model_rewrite_falls_back_to_rules() -> None:
     gen = ScriptedGenerator("好的，我来帮你改写这个问题。首先我们需要理解上下文。" * 3)
     assert FollowUpRewriter(gen).run("那高中呢？", KINDERGARTEN) == "区里对高中有什么规划？"
+
+
+PARKING = [ChatTurn("user", "停车难有解决办法吗？"), ChatTurn("assistant", "第15条提出建设一批便民停车场。")]
+
+
+def test_a_whole_follow_up_question_is_searched_as_asked_with_the_conversation() -> None:
+    # the model's "rewrite" only put the previous question in front: the new question is searched and
+    # answered as asked, and retrieval mixes the conversation in at its lower weight
+    asked = "那路上堵车怎么缓解？"
+    assert search_request(asked, "停车难有解决办法吗？" + asked, PARKING) == (asked, PARKING)
+    # a real rewrite is searched alone
+    rewritten = "规划对缓解道路拥堵有什么措施？"
+    assert search_request(asked, rewritten, PARKING) == (rewritten, [])
+    # not rewritten at all: as asked, with the conversation
+    assert search_request(asked, asked, PARKING) == (asked, PARKING)
+
+
+def test_an_elliptical_follow_up_keeps_the_previous_question_as_its_frame() -> None:
+    joined = "规划里和上海、南京在医疗上有什么合作？教育方面呢？"
+    history = [ChatTurn("user", "规划里和上海、南京在医疗上有什么合作？"), ChatTurn("assistant", "第33条…")]
+    assert search_request("教育方面呢？", joined, history) == (joined, [])
 
 
 def test_traditional_follow_up_is_detected() -> None:
