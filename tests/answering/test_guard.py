@@ -132,6 +132,7 @@ class TestAnswerability:
             ("这几年全区实际建成了多少个口袋公园？", "after_adoption"),
             ("到现在为止，已经改造完成几个老旧小区了？", "after_adoption"),
             ("杭州的数字经济目标是什么？", "other_place"),
+            ("芜湖那边也有这样的夜市规划吗？", "other_place"),
             ("请问肥东县十四五期间重点发展哪些产业？", "other_place"),
         ],
     )
