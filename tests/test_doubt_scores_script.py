@@ -73,3 +73,18 @@ def test_bad_files_are_a_message_not_a_traceback(tmp_path: Path, capsys: pytest.
     bad.write_text(json.dumps({"id": "q1"}) + "\n", encoding="utf-8")
     assert doubt_scores.main(["--answers", str(bad), "--out", str(out)]) == 2
     assert "line 1 is not a policy-qa answer" in capsys.readouterr().err and not out.exists()
+
+
+def test_the_judge_asks_about_the_same_text_with_only_the_request_replaced(tmp_path: Path) -> None:
+    generator = DoubtfulGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
+    assistant = _assistant(tmp_path, generator)
+    row = assistant.ask(QUESTION).to_dict("q3")
+    generator.scored.clear()
+    out = doubt_scores.score(assistant, row, judge=True)
+    assert out is not None and out["judge_yes"] == out["judge_no"] == -3.5
+    (answer_prompt, _), (judged, yes), (judged_again, no) = generator.scored
+    assert (yes, no) == (doubt_scores.JUDGE_YES, doubt_scores.JUDGE_NO) and judged == judged_again
+    assert judged[:-1] == answer_prompt[:-1]  # the rules and the unit: the same cached prefix
+    asked, original = judged[-1]["content"], answer_prompt[-1]["content"]
+    assert asked.endswith(doubt_scores.JUDGE_ASK) and QUESTION in asked
+    assert asked.removesuffix(doubt_scores.JUDGE_ASK) == original[: original.rindex("\n") + 1]
