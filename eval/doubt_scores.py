@@ -12,8 +12,9 @@ English question (whose refusal is worded freely, as in the product) or when it 
 With ``--judge``, also ``judge_yes`` / ``judge_no``: log P("有") and log P("没有") when the answer request is
 replaced by "上面的规划原文有没有直接回答这个问题？" (yes/no odds on the same cached prefix).
 The prompt is rebuilt as ``Drafter.messages`` builds it, with the configured mode and model; a follow-up
-that needed no rewrite was searched with the previous turn too in the product, which the stored answer does
-not hold, so its prompt may differ. ~1–3 s per answer here: the prompt's head is restored from the saved
+the product searched with the previous turn too (not rewritten, or its rewrite only repeated the previous
+question) is searched here without it, since the stored answer does not hold the conversation, so its prompt
+may differ. ~1–3 s per answer here: the prompt's head is restored from the saved
 prefix state and only the rest is evaluated. Needs the llama backend.
 """
 

@@ -12,7 +12,8 @@ drafting, or by the guard) are kept as stored: a question the judge would now an
 (``reply_logprob``) is not recomputed: a draft that stays unverifiable is declined exactly when it was. A stored
 decline does not say which signal declined it (the model's doubt or a made-up figure), so a change to the
 made-up-figure rule is measured by replaying a run made without that rule.
-Prints every answer whose citations or decision changed. Drafts are deterministic (greedy decoding, the
+A follow-up the product searched with its conversation is searched here without it (the stored answer does
+not hold the conversation). Prints every answer whose citations or decision changed. Drafts are deterministic (greedy decoding, the
 same prompt), so this is what a batch run would give while the prompt and retrieval stay the same.
 A measurement, not a product stage.
 """

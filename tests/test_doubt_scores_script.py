@@ -30,7 +30,7 @@ class DoubtfulGenerator(ScriptedGenerator):
 
     def reply_logprob(self, messages: list[Message], start: str) -> float:
         self.scored.append((messages, start))
-        return -3.5
+        return {"有": -0.5, "没有": -2.0}.get(start, -3.5)
 
 
 def _assistant(tmp_path: Path, generator: ScriptedGenerator) -> Assistant:
@@ -81,7 +81,7 @@ def test_the_judge_asks_about_the_same_text_with_only_the_request_replaced(tmp_p
     row = assistant.ask(QUESTION).to_dict("q3")
     generator.scored.clear()
     out = doubt_scores.score(assistant, row, judge=True)
-    assert out is not None and out["judge_yes"] == out["judge_no"] == -3.5
+    assert out is not None and (out["logprob"], out["judge_yes"], out["judge_no"]) == (-3.5, -0.5, -2.0)
     (answer_prompt, _), (judged, yes), (judged_again, no) = generator.scored
     assert (yes, no) == (doubt_scores.JUDGE_YES, doubt_scores.JUDGE_NO) and judged == judged_again
     assert judged[:-1] == answer_prompt[:-1]  # the rules and the unit: the same cached prefix

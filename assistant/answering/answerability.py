@@ -417,14 +417,16 @@ def _place_names(question: str) -> list[str]:
     return [
         w
         for i, (w, flag) in enumerate(words)
-        # a two-character one only as the owner of what is asked about ("杭州的…") or pointed at as a
-        # location ("芜湖那边…", "杭州这里…"): short tags are noisy ("上门的服务")
+        # a two-character one only as the owner of what is asked about ("杭州的…") or followed by a place
+        # demonstrative ("芜湖那边…", "杭州这里…"): jieba also tags 上门 and 东西 as places
         if flag == "ns"
         and not _FLOOR.fullmatch(w)
         and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and _owner_or_pointed(words[i + 1])))
     ]
 
 
+_PLACE_DEMONSTRATIVES = {"这里", "这边", "这儿", "那里", "那边", "那儿"}
+
+
 def _owner_or_pointed(following: tuple[str, str]) -> bool:
-    word, flag = following
-    return word == "的" or (flag == "r" and word[0] in "这那")  # a demonstrative pronoun: 那边, 这里
+    return following[0] == "的" or following[0] in _PLACE_DEMONSTRATIVES

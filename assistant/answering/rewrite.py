@@ -3,7 +3,8 @@
 "那高中呢？" after "区里对幼儿园有什么规划？" → "区里对高中有什么规划？".
 With a language model the rewrite is asked of it (one short call, validated);
 without one, or when its output is unusable, a rule swaps the new topic into
-the previous question's frame, or else prefixes the previous question.
+the previous question's frame, or else prefixes the previous question. A "rewrite" that
+only holds the previous question is not searched as one (``search_request``).
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ class FollowUpRewriter:
 
 def search_request(question: str, standalone: str, history: Sequence[ChatTurn]) -> tuple[str, Sequence[ChatTurn]]:
     """The question to search and answer, and the conversation retrieval mixes in at a lower weight: the
-    rewrite alone; or the question itself with the conversation when it was not rewritten, or when the
-    "rewrite" only put the previous question in front of a follow-up that is a whole question of its own
-    ("停车难有解决办法吗？那路上堵车怎么缓解？": the earlier topic would weigh as much as the new one). After
-    an elliptical "X呢？" the previous question is the frame it needs ("教育方面呢？"), so it stays."""
+    rewrite alone; or the question as asked, with the conversation, when it was not rewritten, or when the
+    "rewrite" holds the previous question whole, put in front of the follow-up ("停车难有解决办法吗？那路上堵车
+    怎么缓解？") or instead of it, so the earlier topic would weigh as much as the new one or more. After a bare
+    "X呢？" the previous question is the frame it needs ("教育方面呢？"), so the joined text stays. A genuine
+    rewrite that happens to hold a very short previous question is searched like an unrewritten follow-up."""
     if standalone == question:
         return question, history
     previous = last_user_turn(history)

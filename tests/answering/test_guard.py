@@ -158,6 +158,11 @@ class TestAnswerability:
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
 
+    def test_only_a_place_demonstrative_points_at_a_place(self, judge: AnswerabilityJudge) -> None:
+        # jieba tags 东西 as a place; "这么" after it is no place demonstrative ("那边", "这里")
+        assert judge.unknown_to_plan("东西这么贵，区里管不管物价？") is None
+        assert judge.unknown_to_plan("杭州这里的夜市怎么管？") == "other_place"
+
     def test_a_place_the_plan_names_by_its_short_form_is_not_another_place(self, judge: AnswerabilityJudge) -> None:
         # an English question's rendering spells the name out; the plan writes the usual short form
         assert "长江三角洲" not in judge.plan_text and "长三角" in judge.plan_text

@@ -62,6 +62,15 @@ def test_a_whole_follow_up_question_is_searched_as_asked_with_the_conversation()
     assert search_request(asked, asked, PARKING) == (asked, PARKING)
 
 
+def test_a_rewrite_that_only_echoes_the_previous_question_is_not_searched() -> None:
+    culture = [ChatTurn("user", "公共文化设施有什么规划？"), ChatTurn("assistant", "第26条…")]
+    asked = "那平时会办些什么活动？"
+    assert search_request(asked, "规划对公共文化设施有什么规划？", culture) == (asked, culture)
+    # a traditional previous turn is compared in simplified characters
+    traditional = [ChatTurn("user", "停車難有解決辦法嗎？"), ChatTurn("assistant", "第15條…")]
+    assert search_request(asked, "停车难有解决办法吗？" + asked, traditional) == (asked, traditional)
+
+
 def test_an_elliptical_follow_up_keeps_the_previous_question_as_its_frame() -> None:
     joined = "规划里和上海、南京在医疗上有什么合作？教育方面呢？"
     history = [ChatTurn("user", "规划里和上海、南京在医疗上有什么合作？"), ChatTurn("assistant", "第33条…")]
