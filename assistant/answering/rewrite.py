@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from assistant.generation import Generator
 from assistant.models import ChatTurn, Document
-from assistant.text import to_simplified
+from assistant.text import squeeze, to_simplified
 from assistant.text.dialogue import TOPIC_NE, needs_context
 
 _FRAME = re.compile(r"(?P<head>^.*?(?:对|关于|在))(?P<slot>[^，,？?。]{1,16}?)(?P<tail>(?:有|是|怎么|如何|方面|的|提|讲|说|上).*)$")
@@ -98,13 +98,13 @@ def search_request(question: str, standalone: str, history: Sequence[ChatTurn]) 
     if standalone == question:
         return question, history
     previous = last_user_turn(history)
-    if previous and _bare(previous) in _bare(standalone) and not TOPIC_NE.search(question):
+    if previous and _words(previous) in _words(standalone) and not TOPIC_NE.search(question):
         return question, history
     return standalone, []
 
 
-def _bare(text: str) -> str:
-    return re.sub(r"[\s，,。？?！!：:]", "", to_simplified(text))
+def _words(text: str) -> str:
+    return squeeze(to_simplified(text))
 
 
 def plan_names(documents: Sequence[Document]) -> str:
