@@ -122,7 +122,7 @@ class Assistant:
             return
 
         yield StreamEvent("status", text="正在检索规划原文…")
-        turns = self.guard.trusted(turns)
+        turns = [ChatTurn(t.role, to_simplified(t.content)) for t in self.guard.trusted(turns)]  # like the plan
         standalone = FollowUpRewriter(generator).run(simplified, turns)
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering

@@ -173,6 +173,20 @@ def test_follow_up_is_rewritten_before_retrieval(index_dir: Path) -> None:
     assert answer.standalone_question == "区里对高中有什么规划？"
 
 
+def test_traditional_conversation_is_rewritten_and_searched_in_simplified(index_dir: Path) -> None:
+    """The plan is simplified: a traditional earlier turn reaches the rewrite (and retrieval) simplified, so the
+    rewrite does not copy traditional characters into the search."""
+    gen = ScriptedGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
+    history = [
+        {"role": "user", "content": "區裡對幼兒園有什麼規劃？"},
+        {"role": "assistant", "content": "第十六條提出及時做好幼兒園的設點佈局。"},
+    ]
+    make(index_dir, gen).ask("那高中呢？", history=history)
+    rewrites = [m for m in gen.calls if "改写" in m[0]["content"]]
+    assert rewrites, "the follow-up goes through the model's rewrite"
+    assert "上一问：区里对幼儿园有什么规划？" in rewrites[0][-1]["content"]
+
+
 def test_malformed_history_is_ignored(index_dir: Path) -> None:
     answer = make(index_dir).ask(ELDERLY, history=[{"role": "hacker"}, "x", {"content": 3}])  # type: ignore[list-item]
     assert 19 in {c.article for c in answer.citations}
