@@ -105,15 +105,19 @@ class SentenceScorer:
 
 # A question that asks where, or in how many places, the plan says something.
 _PLURAL = re.compile(
-    r"分别|两处|几处|哪几处|几次|哪两条|哪几条|各自|前后|都提到|哪些地方|多处|过去.{0,16}(今后|接下来|以后|下一步)"
+    r"分别|哪两条|哪几条|各自|前后|都提到|哪些地方|过去.{0,16}(今后|接下来|以后|下一步)"
     r"|成绩.{0,16}(今后|接下来|以后|下一步)|both|each|where\s+else",
     re.IGNORECASE,
 )
+# "几处 / 几次" count places in the text only when the question speaks of the text: "全区有几处考核断面…" and
+# "吵了好几次" count things in the world.
+_COUNT = re.compile(r"两处|几处|几次|多处")
+_TEXT = re.compile(r"规划|建议|原文|文件|提到|提及|出现|写到|说到|讲到")
 
 
 def asks_for_several(question: str) -> bool:
     """The question asks where, or in how many places, the plan says something."""
-    return bool(_PLURAL.search(question))
+    return bool(_PLURAL.search(question) or (_COUNT.search(question) and _TEXT.search(question)))
 
 
 class MentionFinder:
