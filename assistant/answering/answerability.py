@@ -72,7 +72,11 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     "personal": (
         r"我(家|们家|孩子|爸|妈)?[^。？?]{0,24}(能不能|能否|可不可以|可以不可以|还能|能|可以|符合|够不够|有没有资格|算不算)"
         r"[^，。？?]{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|补缴|办理|条件)[^，。？?]{0,10}(吗|么|不|没|\?|？)"
-        r"|我.{0,6}哪年(可以)?退休|\bcan\s+i\b|\bam\s+i\s+eligible",
+        r"|我.{0,6}哪年(可以)?退休"
+        # as in Chinese, an application or an entitlement of one's own: "Can I get help with a loan?" is a question
+        # about what the plan offers
+        r"|\b(can|could|may)\s+i\s+(still\s+)?(apply|enrol|enroll|register|qualify|claim|retire)\b"
+        r"|\bam\s+i\s+(eligible|entitled|qualified)\b|\bdo\s+i\s+qualify\b",
         r"(?!)",  # the plan never decides an individual's case
     ),
 }

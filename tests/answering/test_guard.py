@@ -123,6 +123,8 @@ class TestAnswerability:
             ("图书馆每天几点开门？", "hours"),
             ("老街现在堵不堵车？", "real_time"),
             ("我今年58岁了，一直没交过社保，现在还能补缴吗？", "personal"),
+            ("I rent a flat here. Am I eligible for the housing subsidy?", "personal"),
+            ("Can I apply for a place at the public kindergarten for my son?", "personal"),
             ("信访局局长是哪位？", "person"),
             ("公办幼儿园一学期保育费大概要交多少？", "amount"),
             ("社区服务中心的地址在哪里？坐几路公交能到？", "address"),
@@ -157,6 +159,13 @@ class TestAnswerability:
         addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
+
+    def test_asking_what_help_there_is_is_not_an_individual_case(self, judge: AnswerabilityJudge) -> None:
+        """Like "我能不能申请…", an English question is about an individual's case only when it asks to apply
+        for or be entitled to something; "Can I get help…?" asks what the plan offers."""
+        assert judge.answer_type("Can I get any help with a loan or some training to start a business?") is None
+        assert judge.answer_type("Can I still use my health insurance from another city here?") is None
+        assert judge.answer_type("Do I qualify for the elderly care allowance?") == "personal"
 
     def test_only_a_place_demonstrative_points_at_a_place(self, judge: AnswerabilityJudge) -> None:
         # jieba tags 东西 as a place; "这么" after it is no place demonstrative ("那边", "这里")
