@@ -71,6 +71,16 @@ def harmless(sentence: str, english: bool = False) -> bool:
     return not (found if not english else {f for f in found if not f.isalpha()})
 
 
+ECHO_SHARE = 0.8  # of an English sentence's words found in the question; restatements reach it, claims stay below
+
+
+def echoes(sentence: str, question: str) -> bool:
+    """True when nearly every word of an English ``sentence`` (three letters or more) is a word of ``question``."""
+    words = [w for w in re.findall(r"[a-z]+", sentence.lower()) if len(w) >= 3]
+    asked = {w for w in re.findall(r"[a-z]+", question.lower()) if len(w) >= 3}
+    return bool(words) and sum(w in asked for w in words) / len(words) >= ECHO_SHARE
+
+
 def grounded(sentence: AnswerSentence) -> AnswerSentence:
     """A cited sentence keeps its citation only if every specific it states (a number,
     an address, a name in Latin letters) is in the cited unit: nothing shown may come
@@ -157,7 +167,7 @@ class AnswerComposer:
         simplified = to_simplified(text) if query.language == "zh-Hant" else text
         sentences = self.attacher.run(simplified, prompt_hits(hits), question=query.standalone)
         if query.language == "en":
-            sentences = self._english_support(sentences, hits)
+            sentences = self._english_support(sentences, hits, query.english or query.question)
         sentences = [grounded(s) for s in self.verifier.sentences(sentences)]
         english = query.language == "en"
         kept = [s for s in sentences if s.citation is not None or harmless(s.text, english)][: MAX_SENTENCES[query.mode]]
@@ -261,10 +271,16 @@ class AnswerComposer:
         extra = self.verifier.sentences([AnswerSentence(line, Citation.of(best))])
         return [*extra, *sentences] if extra[0].citation is not None else sentences
 
-    def _english_support(self, sentences: list[AnswerSentence], hits: list[Hit]) -> list[AnswerSentence]:
+    def _english_support(self, sentences: list[AnswerSentence], hits: list[Hit], question: str) -> list[AnswerSentence]:
         """English sentences share no characters with the plan: match them by embedding
-        (the plan's sentence vectors come from the scorer's cache)."""
-        pending = [i for i, s in enumerate(sentences) if s.citation is None and len(s.text) > 20]
+        (the plan's sentence vectors come from the scorer's cache). A sentence made of the question's own
+        words ("Yaohai is planning to support companies like yours.") is close to whatever the question
+        retrieved, yet states nothing the plan says: it stays uncited, like an echo of a Chinese question."""
+        pending = [
+            i
+            for i, s in enumerate(sentences)
+            if s.citation is None and len(s.text) > 20 and not echoes(s.text, question)
+        ]
         if not pending or self.scorer.embedder is None:
             return sentences
         candidates: list[Sentence] = []

@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answering.compose import grounded, harmless, specifics
+import numpy as np
+
+from assistant.answering.compose import AnswerComposer, echoes, grounded, harmless, specifics
+from assistant.answering.evidence import SentenceScorer
 from assistant.answering.pipeline import Assistant
 from assistant.config import load_settings
 from assistant.ingest.corpus import load_corpus
-from assistant.models import AnswerSentence, Citation
+from assistant.models import AnswerSentence, Citation, Hit, Query
 
 from conftest import CORPUS_DIR, FakeEmbedder, ScriptedGenerator
 
@@ -127,3 +130,34 @@ def test_an_unverifiable_draft_with_a_made_up_figure_is_declined_as_silence(inde
     # The same unverifiable draft without a figure falls back to verified quotes.
     quoted = _ask(index_dir, "区里的养老机构规模很大，床位很多。", "区里的养老机构规模有多大？")
     assert not quoted.abstained and quoted.citations
+
+
+class _SameDirection:
+    """Every text embeds to the same vector: any English sentence is as close to the plan as can be."""
+
+    model_id = "same-direction"
+    dim = 4
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return np.full((len(texts), self.dim), 0.5, dtype=np.float32)
+
+    embed_passages = embed_queries
+
+
+def test_an_english_sentence_that_restates_the_question_is_not_cited() -> None:
+    """Cosine support is what English sentences are verified by, and a restatement of the question is close to
+    whatever the question retrieved: it asserts nothing the plan says, so only the other sentence is cited."""
+    documents = load_corpus(CORPUS_DIR)
+    unit = documents[0].article(19)
+    assert unit is not None
+    composer = AnswerComposer(documents, SentenceScorer(embedder=_SameDirection()))  # type: ignore[arg-type]
+    question = "Will the district help elderly people who live alone at home?"
+    query = Query(question, "区里会帮助独居老人吗？", "en", "resident", question)
+    hits = [Hit(unit=unit, score=0.03)]
+    draft = "Yes, the district will help elderly people who live alone at home. The plan builds a smart elderly care platform."
+    answer = composer.from_draft(draft, query, hits, "scripted")
+    assert answer is not None
+    assert [s.text for s in answer.sentences if s.citation is not None] == ["The plan builds a smart elderly care platform."]
+    assert "live alone" not in answer.text
+    assert echoes("Yes, the district will help elderly people who live alone at home.", question)
+    assert not echoes("The plan builds a smart elderly care platform.", question)
