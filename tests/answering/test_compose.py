@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import numpy as np
+import pytest
 
 from assistant.answering.compose import AnswerComposer, echoes, grounded, harmless, specifics
 from assistant.answering.evidence import SentenceScorer
