@@ -75,8 +75,8 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"|我.{0,6}哪年(可以)?退休"
         # as in Chinese, an application or an entitlement of one's own: "Can I get help with a loan?" is a question
         # about what the plan offers
-        r"|\b(can|could|may)\s+i\s+(still\s+)?(apply|enrol|enroll|register|qualify|claim|retire)\b"
-        r"|\bam\s+i\s+(eligible|entitled|qualified)\b|\bdo\s+i\s+qualify\b",
+        r"|\b(can|could|may)\s+(i|we|my\s+\w+)\s+(still\s+)?(apply|enrol|enroll|register|qualify|claim|retire|receive)\b"
+        r"|\b(am\s+i|are\s+we|is\s+my\s+\w+)\s+(eligible|entitled|qualified)\b|\b(do|would)\s+(i|we)\s+qualify\b",
         r"(?!)",  # the plan never decides an individual's case
     ),
 }

@@ -109,15 +109,17 @@ _PLURAL = re.compile(
     r"|成绩.{0,16}(今后|接下来|以后|下一步)|both|each|where\s+else",
     re.IGNORECASE,
 )
-# "几处 / 几次" count places in the text only when the question speaks of the text: "全区有几处考核断面…" and
-# "吵了好几次" count things in the world.
-_COUNT = re.compile(r"两处|几处|几次|多处")
-_TEXT = re.compile(r"规划|建议|原文|文件|提到|提及|出现|写到|说到|讲到")
+# "几处 / 几次" count places in the text only next to a word for saying or for the text ("提到过几次", "哪几处
+# 写了", "规划里哪几处"): "全区有几处考核断面…" and "去了好几次" count things in the world.
+_MENTION_COUNT = re.compile(
+    r"(提到|提及|出现|写|说|讲)(了|过|在)?哪?(几|两|多)(处|次)|哪?(几|两|多)处都?(提到|提及|出现|写|说|讲)"
+    r"|(规划|建议|原文|文中|文件)(里|中|内)?在?哪?(几|两|多)处"
+)
 
 
 def asks_for_several(question: str) -> bool:
     """The question asks where, or in how many places, the plan says something."""
-    return bool(_PLURAL.search(question) or (_COUNT.search(question) and _TEXT.search(question)))
+    return bool(_PLURAL.search(question) or _MENTION_COUNT.search(question))
 
 
 class MentionFinder:

@@ -80,8 +80,7 @@ class Assistant:
 
     @property
     def backend_name(self) -> str:
-        gen = self.resources.generator
-        return gen.name if gen is not None else "extractive"
+        return self.resources.generator.name if self.resources.generator is not None else "extractive"
 
     @cached_property
     def composer(self) -> AnswerComposer:
@@ -122,7 +121,8 @@ class Assistant:
             return
 
         yield StreamEvent("status", text="正在检索规划原文…")
-        turns = [ChatTurn(t.role, to_simplified(t.content)) for t in self.guard.trusted(turns)]  # like the plan
+        # Rewrite and retrieval read the conversation in the plan's script (a traditional turn was copied as is).
+        turns = self.guard.trusted([ChatTurn(t.role, to_simplified(t.content)) for t in turns])
         standalone = FollowUpRewriter(generator).run(simplified, turns)
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering

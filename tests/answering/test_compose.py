@@ -160,3 +160,5 @@ def test_an_english_sentence_that_restates_the_question_is_not_cited() -> None:
     assert "live alone" not in answer.text
     assert echoes("Yes, the district will help elderly people who live alone at home.", question)
     assert not echoes("The plan builds a smart elderly care platform.", question)
+    # a figure the question lacks is a claim to check, however much of the question the sentence repeats
+    assert not echoes("The district will help 3000 elderly people who live alone.", question)

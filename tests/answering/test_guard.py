@@ -163,9 +163,15 @@ class TestAnswerability:
     def test_asking_what_help_there_is_is_not_an_individual_case(self, judge: AnswerabilityJudge) -> None:
         """Like "我能不能申请…", an English question is about an individual's case only when it asks to apply
         for or be entitled to something; "Can I get help…?" asks what the plan offers."""
-        assert judge.answer_type("Can I get any help with a loan or some training to start a business?") is None
-        assert judge.answer_type("Can I still use my health insurance from another city here?") is None
-        assert judge.answer_type("Do I qualify for the elderly care allowance?") == "personal"
+        assert judge.answer_type("Can I find a free reading room near the old town?") is None
+        assert judge.answer_type("Can I expect cleaner air in summer?") is None
+        for own_case in (
+            "Do I qualify for the elderly care allowance?",
+            "Can my daughter enrol in the new school next autumn?",
+            "Could we receive the rent subsidy?",
+            "Is my father eligible for home care?",
+        ):
+            assert judge.answer_type(own_case) == "personal", own_case
 
     def test_only_a_place_demonstrative_points_at_a_place(self, judge: AnswerabilityJudge) -> None:
         # jieba tags 东西 as a place; "这么" after it is no place demonstrative ("那边", "这里")

@@ -174,8 +174,8 @@ def test_follow_up_is_rewritten_before_retrieval(index_dir: Path) -> None:
 
 
 def test_traditional_conversation_is_rewritten_and_searched_in_simplified(index_dir: Path) -> None:
-    """The plan is simplified: a traditional earlier turn reaches the rewrite (and retrieval) simplified, so the
-    rewrite does not copy traditional characters into the search."""
+    """The plan is simplified: a traditional earlier turn reaches the rewrite simplified, so the rewrite does not
+    copy traditional characters into the search."""
     gen = ScriptedGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     history = [
         {"role": "user", "content": "區裡對幼兒園有什麼規劃？"},
