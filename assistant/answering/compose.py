@@ -62,13 +62,17 @@ def specifics(text: str) -> set[str]:
     return {m.group(0).strip(".,:-").lower() for m in _SPECIFIC.finditer(to_simplified(text))} - {""}
 
 
+def figures(text: str) -> set[str]:
+    """The specifics of ``text`` other than words: numbers and addresses."""
+    return {f for f in specifics(text) if not f.isalpha()}
+
+
 def harmless(sentence: str, english: bool = False) -> bool:
     """Framing text that asserts nothing checkable may stay uncited: short, no article
     reference, and no number, address or (in a Chinese answer) Latin word."""
     if len(sentence) > 16 or re.search(r"第.{1,3}条|article", sentence, re.IGNORECASE):
         return False
-    found = specifics(sentence)
-    return not (found if not english else {f for f in found if not f.isalpha()})
+    return not (figures(sentence) if english else specifics(sentence))
 
 
 # Of an English sentence's words found in the question. On the tuning halves' verified English answers,
@@ -79,11 +83,15 @@ ECHO_SHARE = 0.8
 def echoes(sentence: str, question: str) -> bool:
     """True when nearly every word of an English ``sentence`` (three letters or more) is a word of ``question``
     and it states no specific the question lacks ("…5,000 beds by 2025." answers "how many beds…")."""
-    if {x for x in specifics(sentence) - specifics(question) if not x.isalpha()}:  # a number, an address
+    if figures(sentence) - figures(question):
         return False
-    words = [w for w in re.findall(r"[a-z]+", sentence.lower()) if len(w) >= 3]
-    asked = {w for w in re.findall(r"[a-z]+", question.lower()) if len(w) >= 3}
+    words = _english_words(sentence)
+    asked = set(_english_words(question))
     return bool(words) and sum(w in asked for w in words) / len(words) >= ECHO_SHARE
+
+
+def _english_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 3]
 
 
 def grounded(sentence: AnswerSentence) -> AnswerSentence:
@@ -92,8 +100,7 @@ def grounded(sentence: AnswerSentence) -> AnswerSentence:
     from the question or the model alone."""
     if sentence.citation is None:
         return sentence
-    source = specifics(sentence.citation.unit.text)
-    missing = {s for s in specifics(sentence.text) if s not in source and not s.isalpha()}
+    missing = figures(sentence.text) - specifics(sentence.citation.unit.text)
     return AnswerSentence(sentence.text, None) if missing else sentence
 
 
