@@ -8,6 +8,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -74,6 +75,7 @@ class ScriptedGenerator:
         self.reply = reply
         self.error = error
         self.calls: list[list[dict[str, str]]] = []
+        self.kwargs: list[dict[str, Any]] = []  # what else each request passed (quotes, for a backend that takes them)
         self.loaded = False
 
     @property
@@ -86,8 +88,9 @@ class ScriptedGenerator:
     def close(self) -> None:
         self.loaded = False
 
-    def stream(self, messages, *, max_tokens, temperature=0.0, stop=None) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    def stream(self, messages, *, max_tokens, temperature=0.0, stop=None, **kwargs) -> Iterator[str]:  # type: ignore[no-untyped-def]
         self.calls.append(messages)
+        self.kwargs.append(kwargs)
         if self.error is not None:
             raise self.error
         for i in range(0, len(self.reply), 3):

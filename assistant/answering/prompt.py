@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from assistant.answering.evidence import ScoredSentence, SentenceScorer
 from assistant.errors import GenerationError
-from assistant.generation import Generator, Message
+from assistant.generation import Generator, Message, Quote
 from assistant.models import Hit, Query, Sentence, Unit
 from assistant.text import split_answer, squeeze
 
@@ -27,30 +28,7 @@ def prompt_hits(hits: list[Hit]) -> list[Hit]:
     return [h for i, h in enumerate(hits[:3]) if i == 0 or h.score >= 0.6 * top]
 
 
-def excerpt(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
-    """The unit's text, or for a long unit its most relevant sentences in reading order, within budget."""
-    text = hit.unit.text
-    if len(text) <= budget:
-        return text
-    picked = []
-    used = 0
-    for item in scored:
-        s = item.sentence
-        if s.unit.unit_id != hit.unit.unit_id or used + len(s.text) > budget:
-            continue
-        picked.append(s)
-        used += len(s.text)
-    if not picked:
-        return text[:budget]
-    picked.sort(key=lambda s: s.start)
-    out = picked[0].text
-    for prev, cur in zip(picked, picked[1:], strict=False):
-        gap = hit.unit.text[prev.end - hit.unit.start : cur.start - hit.unit.start]
-        out += ("" if not gap.strip() else "……") + cur.text
-    return out
-
-
-PROMPT_TEMPLATE_VERSION = "4"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
+PROMPT_TEMPLATE_VERSION = "5"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
 UNIT_MAX_CHARS = 3000  # the top unit is shown whole up to this (the plan's longest is ~1400 characters)
 # Other units' best sentences go in the uncached last message (~2 s per 100 characters here). Measured on
 # the held-out tune half: the top unit is wrong for 12 of 60 answerable questions; ratio 0.6 puts the right
@@ -92,16 +70,17 @@ def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
     """The stable head of every prompt whose top unit is ``unit``: the rules and the unit's whole text,
     as the system message (a small model answers the question that follows directly, with no small
     talk). The generator saves the model's state after it and restores it for later questions."""
-    source = f"规划原文：\n[{unit.label} {unit.title}] {unit.text[:UNIT_MAX_CHARS]}"
+    source = f"规划原文：\n{header(unit)}{unit.text[:UNIT_MAX_CHARS]}"
     return [{"role": "system", "content": f"{system_prompt(plan_name)}\n\n{source}\n\n{DEFAULT_STYLE}"}]
 
 
-def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
-    """A secondary unit in a few characters: its best sentences (at most two) in reading order, or
+def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> list[str]:
+    """A secondary unit in a few characters, as pieces of its own text (so that a backend can copy them
+    from the unit's saved state, see ``Quote``): its best sentences (at most two) in reading order, or
     its best sentence cut to the budget."""
     own = [item.sentence for item in scored if item.sentence.unit.unit_id == hit.unit.unit_id]
     if not own:
-        return excerpt(hit, budget, [])
+        return [hit.unit.text[:budget]]
     picked: list[Sentence] = []
     used = 0
     for s in own:
@@ -109,9 +88,14 @@ def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> str:
             picked.append(s)
             used += len(s.text)
     if not picked:
-        return own[0].text[: max(1, budget - 1)] + "…"
+        return [own[0].text[: max(1, budget)]]
     picked.sort(key=lambda s: s.start)
-    return "……".join(s.text for s in picked)
+    return [s.text for s in picked]
+
+
+def header(unit: Unit) -> str:
+    """How a unit is introduced wherever the prompt shows it (also a piece of a ``Quote``)."""
+    return f"[{unit.label} {unit.title}] "
 
 
 def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, several: bool = False) -> list[Hit]:
@@ -129,6 +113,21 @@ def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, severa
     return [h for h in shown[1:] if best.get(h.unit.unit_id, 0.0) >= SECONDARY_MIN_RATIO * top]
 
 
+def secondary_quotes(
+    hits: list[Hit], scored: list[ScoredSentence] | None = None, plan_name: str = ""
+) -> list[Quote]:
+    """The other units' best sentences that go in the last message, each unit's as a ``Quote`` of its
+    own prefix (the text a question whose top unit it is would be cached with)."""
+    shown = prompt_hits(hits)
+    secondary = secondary_hits(shown, scored, several=any(h.aspect for h in hits))
+    if not secondary:
+        return []
+    per = SECONDARY_BUDGET // len(secondary)
+    return [
+        Quote(prefix_messages(h.unit, plan_name), (header(h.unit), *brief(h, per, scored or []))) for h in secondary
+    ]
+
+
 def build_messages(
     question: str,
     hits: list[Hit],
@@ -137,23 +136,34 @@ def build_messages(
     scored: list[ScoredSentence] | None = None,
     plan_name: str = "",
 ) -> list[Message]:
+    """The prompt's messages (see ``build_prompt``)."""
+    return build_prompt(question, hits, language, mode, scored, plan_name)[0]
+
+
+def build_prompt(
+    question: str,
+    hits: list[Hit],
+    language: str,
+    mode: str,
+    scored: list[ScoredSentence] | None = None,
+    plan_name: str = "",
+) -> tuple[list[Message], list[Quote]]:
     """[system: the rules + the top unit whole + the default style, user: other units' best sentences (if
-    any) + the question + a few words (or a style that differs from the default)]. Everything but the
-    last message is the same for every question on the same top unit."""
+    any, back to back: see ``secondary_quotes``) + the question + a few words (or a style that differs
+    from the default)]. Everything but the last message is the same for every question on the same top
+    unit."""
     shown = prompt_hits(hits)
     if not shown:
         head: list[Message] = [{"role": "system", "content": system_prompt(plan_name)}]
     else:
         head = prefix_messages(shown[0].unit, plan_name)
     last = ""
-    secondary = secondary_hits(shown, scored, several=any(h.aspect for h in hits))
-    if secondary:
-        per = SECONDARY_BUDGET // len(secondary)
-        blocks = [f"[{h.unit.label} {h.unit.title}] {brief(h, per, scored or [])}" for h in secondary]
-        last = "其他相关原文（节选）：\n" + "\n".join(blocks) + "\n\n"
+    quotes = secondary_quotes(hits, scored, plan_name)
+    if quotes:
+        last = "其他相关原文（节选）：\n" + "".join(quote.text for quote in quotes) + "\n\n"
     style = _style(language, mode)
     last += f"问题：{question}\n{style or ASK}"
-    return [*head, {"role": "user", "content": last}]
+    return [*head, {"role": "user", "content": last}], quotes
 
 
 def repeats(text: str) -> bool:
@@ -173,18 +183,26 @@ class Drafter:
         self.plan_name = plan_name  # e.g. Document.meta.name, for the system prompt
         self.sent: list[Message] | None = None  # the last prompt ``run`` sent, and in which language
         self.sent_language = ""
+        self.sent_quotes: dict[str, Any] = {}  # {"quotes": [...]} for a backend that takes them
 
     def messages(self, query: Query, hits: list[Hit]) -> list[Message]:
         """The prompt ``run`` sends for ``query``."""
+        return self.prompt(query, hits)[0]
+
+    def prompt(self, query: Query, hits: list[Hit]) -> tuple[list[Message], list[Quote]]:
+        """The prompt ``run`` sends for ``query``, and the other units' sentences it quotes."""
         shown = prompt_hits(hits)
         question = query.english or query.standalone
         scored = self.scorer.run(question, shown)
-        return build_messages(question, shown, query.language, query.mode, scored, self.plan_name)
+        return build_prompt(question, shown, query.language, query.mode, scored, self.plan_name)
 
     def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
-        messages = self.sent = self.messages(query, hits)
+        messages, quotes = self.prompt(query, hits)
+        self.sent = messages
         self.sent_language = query.language
-        stream = self.generator.stream(messages, max_tokens=self.max_tokens, temperature=0.0)
+        # Only a backend that says so takes quotes (copies their text from saved states).
+        self.sent_quotes = {"quotes": quotes} if quotes and getattr(self.generator, "takes_quotes", False) else {}
+        stream = self.generator.stream(messages, max_tokens=self.max_tokens, temperature=0.0, **self.sent_quotes)
         text = ""
         try:
             for piece in stream:
@@ -205,7 +223,7 @@ class Drafter:
         if score is None or self.sent is None or self.sent_language == "en":
             return None
         try:
-            value = score(self.sent, NOT_IN_PLAN_MARK)
+            value = score(self.sent, NOT_IN_PLAN_MARK, **self.sent_quotes)
         except GenerationError as exc:  # a missing signal, not a failed answer: the draft stands
             log.warning("could not score the model's doubt: %s", exc)
             return None

@@ -5,9 +5,12 @@ draft, verification) once per pass:
 
 - ``old``: prefix states off (``create_chat_completion``; llama-cpp-python only
   reuses what the previous prompt shared with this one);
-- ``new-first``: prefix states on, as found on disk (built where missing);
-- ``new-saved``: prefix states on again with a fresh process-like generator, so
-  every state comes from disk (a later start).
+- ``states``: prefix states on, other units' sentences evaluated after the
+  restored state (the previous release's path);
+- ``new-first``: prefix states on, other units' sentences copied from their
+  units' states (``Quote``), as found on disk (built where missing);
+- ``new-saved``: the same again with a fresh process-like generator, so every
+  state comes from disk (a later start).
 
 It prints time to excerpts, first token and full answer (p50/p95), decode
 tokens/s, whether each draft is identical to the old path's, citation
@@ -31,7 +34,7 @@ from assistant.files import slug
 from assistant.models import Question
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "dev_questions.jsonl"
-PASSES = ("old", "new-first", "new-saved")
+PASSES = ("old", "states", "new-first", "new-saved")
 Progress = Callable[[str], None]
 
 
@@ -73,6 +76,7 @@ def _one_pass(settings: Settings, questions: Sequence[Question], label: str, pro
             "prefix": getattr(last, "prefix", None),
             "prompt_tokens": getattr(last, "prompt_tokens", None),
             "prefix_tokens": getattr(last, "prefix_tokens", None),
+            "quoted_tokens": getattr(last, "quoted_tokens", None),
             "draft": draft,
         }
         rows.append(row)
@@ -127,13 +131,14 @@ def run_bench(
     fresh_states: bool = False,
     progress: Progress = print,
 ) -> dict[str, Any]:
-    """The three passes over ``questions``; a JSON-ready dict with per-question rows and summaries."""
+    """The four passes over ``questions``; a JSON-ready dict with per-question rows and summaries."""
     if fresh_states:
         shutil.rmtree(_states_dir(settings), ignore_errors=True)
     passes = [
         _one_pass(settings.replace(prefix_cache=False), questions, "old", progress),
-        _one_pass(settings.replace(prefix_cache=True), questions, "new-first", progress),
-        _one_pass(settings.replace(prefix_cache=True), questions, "new-saved", progress),
+        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=False), questions, "states", progress),
+        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=True), questions, "new-first", progress),
+        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=True), questions, "new-saved", progress),
     ]
     summaries = [_summary(p, None if p["label"] == "old" else passes[0]) for p in passes]
     return {

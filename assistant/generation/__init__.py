@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from assistant.generation.base import Generator, Message, check_request
+from assistant.generation.base import Generator, Message, Quote, check_request
 
 if TYPE_CHECKING:
     from assistant.config import Settings
 
-__all__ = ["Generator", "Message", "check_request", "create_generator"]
+__all__ = ["Generator", "Message", "Quote", "check_request", "create_generator"]
 
 
 def create_generator(settings: Settings) -> Generator | None:

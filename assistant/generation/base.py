@@ -7,11 +7,27 @@ about citations: those are attached and verified by the answering stage.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from assistant.errors import InvalidInputError
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": ...}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """Text in a request's last message copied from another prompt's stable prefix: ``pieces`` are
+    substrings of ``source[-1]["content"]``, and the last message holds them back to back (``text``).
+    A backend that saves prefix states may copy their keys and values from ``source``'s saved state
+    instead of evaluating them; any other backend reads the last message as it is."""
+
+    source: list[Message]
+    pieces: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
 
 
 @runtime_checkable

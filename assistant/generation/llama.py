@@ -14,11 +14,20 @@ later request with the same prefix, so only the question is evaluated. The
 prompt tokens are exactly those ``create_chat_completion`` would use, and the
 completion runs through the same ``create_completion`` with the same sampling
 settings, stop strings and end-of-turn criteria, so the output is the same.
+
+Quotes (``generation.Quote``): other units' sentences in the last message are
+text of those units' own prefixes. Their keys and values are copied from those
+prefixes' saved states instead of being evaluated (``_insert_quotes``): the
+state is loaded into sequence 1, the quoted cells are kept and shifted to
+their place (llama.cpp re-applies RoPE for the shift), shared with sequence 0,
+and the sequence is packed. Those cells were computed after the rules and their
+own unit, not after the top unit: the output differs from evaluating the same
+tokens (measured in the README). A quote whose unit has no saved state yet is
+evaluated instead.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import threading
 import time
@@ -30,8 +39,18 @@ from typing import TYPE_CHECKING, Any
 
 from assistant.errors import ConfigError, GenerationError, InvalidInputError, MissingDependencyError, ModelError
 from assistant.files import slug
-from assistant.generation import Message, check_request
+from assistant.generation import Message, Quote, check_request
 from assistant.generation.gguf import check_gguf
+from assistant.generation.kv_splice import (
+    SEQUENCES,
+    Splice,
+    copy_cells,
+    load_sequence,
+    pack,
+    save_sequence,
+    token_ranges,
+    two_sequences,
+)
 from assistant.generation.prefix_cache import PrefixState, PrefixStateStore
 from assistant.generation.shipped_models import model_label, resolve_model_path
 from assistant.generation.slots import TicketLock
@@ -86,12 +105,20 @@ def disable_weight_repacking(llama_cpp: Any) -> None:
 
 @dataclass(frozen=True)
 class PromptPlan:
-    """A request's prompt split at its stable prefix: ``full`` starts with ``prefix``."""
+    """A request's prompt split at its stable prefix: ``full`` starts with ``prefix``; ``splices``
+    are the parts of the rest copied from other prefixes' states (quotes), in order."""
 
     prefix: list[int]
     full: list[int]
     stop: list[str]
     stopping_criteria: Any
+    splices: tuple[Splice, ...] = ()
+
+    @property
+    def cached(self) -> int:
+        """How many of ``full``'s tokens are in the context once the prefix (and quotes) are in place:
+        with quotes, all but the last token (see ``LlamaGenerator._insert_quotes``)."""
+        return len(self.full) - 1 if self.splices else len(self.prefix)
 
 
 @dataclass
@@ -102,7 +129,8 @@ class RequestStats:
     prefix: str = "off"
     prompt_tokens: int = 0
     prefix_tokens: int = 0
-    prefix_ms: float = 0.0
+    prefix_ms: float = 0.0  # putting the prefix in place (with quotes: up to the prompt's last token)
+    quoted_tokens: int = 0  # copied from other prefixes' states (evaluated live when a state is missing)
 
 
 class LlamaGenerator:
@@ -119,6 +147,7 @@ class LlamaGenerator:
         timeout_s: float = 90.0,
         seed: int = 42,
         prefix_cache: bool = False,
+        quotes_from_states: bool = True,
         state_dir: Path | None = None,
         min_prefix_tokens: int = 64,
         state_memory_mb: int = 256,
@@ -137,6 +166,7 @@ class LlamaGenerator:
         self.timeout_s = float(timeout_s)
         self.seed = seed
         self.prefix_cache = prefix_cache
+        self.quotes_from_states = quotes_from_states
         self.state_dir = state_dir
         self.min_prefix_tokens = max(1, min_prefix_tokens)
         self.state_memory_mb = state_memory_mb
@@ -159,6 +189,7 @@ class LlamaGenerator:
             model_name=label,
             timeout_s=settings.generation_timeout_s,
             prefix_cache=settings.prefix_cache,
+            quotes_from_states=settings.prefix_cache_quotes,
             state_dir=settings.cache_dir / "prefix-states" / slug(label),
             min_prefix_tokens=settings.prefix_cache_min_tokens,
             state_memory_mb=settings.prefix_cache_memory_mb,
@@ -193,15 +224,16 @@ class LlamaGenerator:
             check_gguf(self.model_path)
             llama_cpp = import_llama_cpp()
             try:
-                llm = llama_cpp.Llama(
-                    model_path=str(self.model_path),
-                    n_ctx=self.n_ctx,
-                    n_batch=min(self.n_batch, self.n_ctx),
-                    n_threads=self.n_threads,
-                    n_threads_batch=self.n_threads,
-                    seed=self.seed,
-                    verbose=False,
-                )
+                with two_sequences(llama_cpp):
+                    llm = llama_cpp.Llama(
+                        model_path=str(self.model_path),
+                        n_ctx=self.n_ctx,
+                        n_batch=min(self.n_batch, self.n_ctx),
+                        n_threads=self.n_threads,
+                        n_threads_batch=self.n_threads,
+                        seed=self.seed,
+                        verbose=False,
+                    )
             except (ValueError, RuntimeError, OSError) as exc:
                 raise ModelError(f"llama.cpp cannot load model {self.model_path}: {exc}") from exc
             if llm.model_params.use_extra_bufts:  # the patch did not take: generating would crash
@@ -225,7 +257,7 @@ class LlamaGenerator:
         st = self.model_path.stat()
         return (
             f"{self.model_path.resolve()}|{st.st_size}|{st.st_mtime_ns}|llama-cpp-python {llama_cpp.__version__}"
-            f"|n_ctx {self.n_ctx}|f16 kv"
+            f"|n_ctx {self.n_ctx}|f16 kv|{SEQUENCES} sequences"
         )
 
     def close(self) -> None:
@@ -235,6 +267,11 @@ class LlamaGenerator:
                 self._llm.close()
                 self._llm = None
 
+    @property
+    def takes_quotes(self) -> bool:
+        """Whether ``stream`` copies quoted text from saved states (see ``Quote``)."""
+        return self.prefix_cache and self.quotes_from_states
+
     def stream(
         self,
         messages: list[Message],
@@ -242,9 +279,10 @@ class LlamaGenerator:
         max_tokens: int,
         temperature: float = 0.0,
         stop: list[str] | None = None,
+        quotes: list[Quote] | None = None,
     ) -> Iterator[str]:
         check_request(messages, max_tokens, temperature, stop)
-        return self._generate(messages, max_tokens, temperature, stop or [])
+        return self._generate(messages, max_tokens, temperature, stop or [], quotes or [])
 
     @contextmanager
     def _turn(self) -> Iterator[Any]:
@@ -308,7 +346,7 @@ class LlamaGenerator:
             low.llama_memory_seq_rm(low.llama_get_memory(llm.ctx), -1, len(prefix), -1)
             return len(prefix)
 
-    def reply_logprob(self, messages: list[Message], start: str) -> float | None:
+    def reply_logprob(self, messages: list[Message], start: str, quotes: list[Quote] | None = None) -> float | None:
         """log P(the greedy reply to ``messages`` begins with ``start``): how much the model itself
         weighed that opening. Right after ``stream`` on the same messages the context still holds their
         prompt, so only ``start``'s tokens are evaluated (~50 ms each here). None without a GGUF chat
@@ -320,26 +358,29 @@ class LlamaGenerator:
         if self._formatters is None:
             return None
         with self._turn() as llm:
-            full = self._tokens(llm, self._formatters[0](messages=messages).prompt)
+            stats = self.last  # a lookup, not a request: the last request's figures stay
+            plan = self._plan(llm, messages, 1, quotes or [])
+            self.last = stats
+            full = plan.full if plan is not None else self._tokens(llm, self._formatters[0](messages=messages).prompt)
             wanted = list(llm.tokenize(start.encode("utf-8"), add_bos=False, special=False))
             if len(full) + len(wanted) >= self.n_ctx:
                 return None
             try:
-                return self._logprob(llm, messages, full, wanted)
+                return self._logprob(llm, plan, full, wanted)
             except (RuntimeError, ValueError) as exc:
                 llm.reset()
                 raise GenerationError(f"llama.cpp failed: {exc}") from exc
 
-    def _logprob(self, llm: Any, messages: list[Message], full: list[int], wanted: list[int]) -> float:
+    def _logprob(self, llm: Any, plan: PromptPlan | None, full: list[int], wanted: list[int]) -> float:
         """Put the context just before the prompt's last token, then evaluate it and ``wanted`` but
         the last, summing each next token's log-probability."""
         head = len(full) - 1
         if not (llm.n_tokens >= head and list(llm.input_ids[:head]) == full[:head]):
-            stats = self.last  # a lookup, not a request: the last request's figures stay
-            plan = self._plan(llm, messages, 1)
+            stats = self.last
+            prepared = plan is not None and self._prepare(llm, plan)
             self.last = stats
-            if plan is not None and self._prepare(llm, plan):
-                llm.n_tokens = len(plan.prefix)
+            if plan is not None and prepared:
+                llm.n_tokens = plan.cached
             else:
                 llm.reset()
             llm.eval(full[llm.n_tokens : head])
@@ -354,7 +395,9 @@ class LlamaGenerator:
         """Saved prefix states: counts and bytes in memory and on disk, hits and misses."""
         return self.store.stats() if self.store is not None else {}
 
-    def _generate(self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str]) -> Iterator[str]:
+    def _generate(
+        self, messages: list[Message], max_tokens: int, temperature: float, stop: list[str], quotes: list[Quote]
+    ) -> Iterator[str]:
         self.load()
         if not self._slot.acquire(timeout=self.timeout_s):
             raise GenerationError(f"the model was busy with other questions for {self.timeout_s:g}s; try again")
@@ -365,7 +408,7 @@ class LlamaGenerator:
                 raise GenerationError("the model was unloaded; try again")
             deadline = time.monotonic() + self.timeout_s
             try:
-                plan = self._plan(llm, messages, max_tokens)
+                plan = self._plan(llm, messages, max_tokens, quotes)
                 if plan is not None and self._prepare(llm, plan):
                     chunks = llm.create_completion(
                         prompt=plan.full,
@@ -412,7 +455,9 @@ class LlamaGenerator:
         # As llama-cpp-python's chat handler does for a template that adds its own special tokens.
         return list(llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
 
-    def _plan(self, llm: Any, messages: list[Message], max_tokens: int) -> PromptPlan | None:
+    def _plan(
+        self, llm: Any, messages: list[Message], max_tokens: int, quotes: list[Quote] | None = None
+    ) -> PromptPlan | None:
         """The prompt split at its prefix, or None for the plain path (cache off, prefix too short)."""
         self.last = RequestStats()
         if not self.prefix_cache or self._formatters is None or len(messages) < 2:
@@ -430,7 +475,41 @@ class LlamaGenerator:
         ):
             return None
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        spliced = self._splice(llm, result.prompt, prefix, quotes or [])
+        if spliced is not None:
+            full, splices = spliced
+            return PromptPlan(prefix, full, stop, result.stopping_criteria, splices)
         return PromptPlan(prefix, full, stop, result.stopping_criteria)
+
+    def _splice(
+        self, llm: Any, prompt: str, prefix: list[int], quotes: list[Quote]
+    ) -> tuple[list[int], tuple[Splice, ...]] | None:
+        """The prompt's tokens with each quote's text taken from its source prefix's tokens (so that
+        they can be copied from its state), or None when a quote cannot be placed (then the prompt is
+        tokenized as it is)."""
+        assert self._formatters is not None
+        text = "".join(q.text for q in quotes)
+        at = prompt.rfind(text) if text else -1
+        if at < 0:
+            return None
+        before = self._tokens(llm, prompt[:at])
+        if before[: len(prefix)] != prefix or len(before) <= len(prefix):
+            return None
+        full = list(before)
+        splices = []
+        for quote in quotes:
+            source_text = self._formatters[1](messages=quote.source).prompt
+            source = self._tokens(llm, source_text)
+            ranges = token_ranges(llm, source, source_text, quote.pieces)
+            if ranges is None:
+                return None
+            splice = Splice(tuple(source), ranges, len(full))
+            full += splice.tokens
+            splices.append(splice)
+        full += self._tokens(llm, prompt[at + len(text) :])
+        if len(full) >= self.n_ctx:
+            return None
+        return full, tuple(splices)
 
     def _prepare(self, llm: Any, plan: PromptPlan) -> bool:
         """Put the context at the end of ``plan.prefix``: already there, restored, or built and saved.
@@ -462,8 +541,37 @@ class LlamaGenerator:
                     llm.reset()
                     self.last = RequestStats("off", len(plan.full), n)
                     return False
-        self.last = RequestStats(how, len(plan.full), n, (time.perf_counter() - started) * 1000)
+        quoted = self._insert_quotes(llm, plan) if plan.splices else 0
+        self.last = RequestStats(how, len(plan.full), n, (time.perf_counter() - started) * 1000, quoted)
         return True
+
+    def _insert_quotes(self, llm: Any, plan: PromptPlan) -> int:
+        """Continue the context after the prefix up to the prompt's last token: the text between quotes
+        is evaluated, each quote's tokens are copied from its source's saved state (sequence 1, moved
+        into place, then shared with sequence 0), or evaluated when that state is not saved yet.
+        Returns how many tokens were copied."""
+        assert self.store is not None
+        low = import_llama_cpp().llama_cpp
+        llm.n_tokens = len(plan.prefix)  # a live context may hold another question after the prefix
+        copied = 0
+        for splice in plan.splices:
+            llm.eval(plan.full[llm.n_tokens : splice.start])
+            tokens = splice.tokens
+            state = self.store.get(self.store.key(splice.source), splice.source)
+            if state is None:
+                llm.eval(tokens)
+                continue
+            copy_cells(low, llm.ctx, state.data, splice, lift=2 * self.n_ctx + len(splice.source))
+            pos = splice.start + len(tokens)
+            llm.input_ids[splice.start : pos] = tokens
+            llm.n_tokens = pos
+            copied += len(tokens)
+        # Evaluating the rest but its last token applies the shifts, which packing needs.
+        llm.eval(plan.full[llm.n_tokens : plan.cached])
+        if copied:
+            pack(low, llm.ctx)
+        llm._requires_eval = True
+        return copied
 
     def _build(self, llm: Any, prefix: list[int]) -> None:
         """Evaluate ``prefix`` from an empty context and save the state (memory + disk)."""
@@ -503,22 +611,15 @@ def next_token_logprob(llm: Any, token: int, output: int | None = None) -> float
 
 
 def save_context_state(llm: Any) -> bytes:
-    """llama.cpp's context state (the KV cache of the evaluated tokens), without llama-cpp-python's
-    copy of the logits array (hundreds of MB for a 150k vocabulary)."""
-    low = import_llama_cpp().llama_cpp
-    size = int(low.llama_state_get_size(llm.ctx))
-    buf = (ctypes.c_uint8 * size)()
-    written = int(low.llama_state_get_data(llm.ctx, buf, size))
-    if written <= 0 or written > size:
-        raise RuntimeError("llama_state_get_data failed")
-    return ctypes.string_at(buf, written)
+    """The keys and values of sequence 0's evaluated tokens (llama.cpp's per-sequence state: it can be
+    restored into either sequence, see ``kv_splice.copy_cells``)."""
+    return save_sequence(import_llama_cpp().llama_cpp, llm.ctx, 0)
 
 
 def _restore(llm: Any, state: PrefixState) -> None:
     low = import_llama_cpp().llama_cpp
-    buf = (ctypes.c_uint8 * len(state.data)).from_buffer_copy(state.data)
-    if int(low.llama_state_set_data(llm.ctx, buf, len(state.data))) != len(state.data):
-        raise RuntimeError("llama_state_set_data failed")
+    low.llama_memory_clear(low.llama_get_memory(llm.ctx), True)
+    load_sequence(low, llm.ctx, state.data, 0)
     llm.input_ids[: state.n_tokens] = state.tokens
     llm.n_tokens = state.n_tokens
     llm._requires_eval = True  # the logits are not live: the next decode refreshes them

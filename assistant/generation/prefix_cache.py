@@ -34,7 +34,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 MAGIC = b"PQA-PREFIX-STATE\n"
-STATE_FORMAT_VERSION = "1"
+STATE_FORMAT_VERSION = "2"  # 2: one sequence's state (llama_state_seq_*), not the whole context's
 SUFFIX = ".state"
 _LEN = struct.Struct("<I")
 

@@ -10,6 +10,7 @@ from assistant.answering.prompt import (
     DEFAULT_STYLE,
     Drafter,
     build_messages,
+    build_prompt,
     prefix_messages,
     prompt_hits,
     secondary_hits,
@@ -66,6 +67,40 @@ def test_secondary_units_are_short_excerpts_in_the_last_message(retriever: Retri
     for h in secondary_hits(shown, scored):
         assert h.unit.label in messages[-1]["content"]
     assert len(messages[-1]["content"]) < 400
+
+
+def test_secondary_sentences_are_quotes_of_their_own_units_prefix(retriever: Retriever) -> None:
+    """A backend with saved states copies a secondary unit's sentences from that unit's own state: each
+    piece must be that unit's prefix text verbatim, and the last message must hold them back to back."""
+    question = "规划对不动产投资信托基金、老旧小区加装电梯分别有什么安排？"
+    shown = prompt_hits(hits_for(retriever, question))
+    scored = SentenceScorer().run(question, shown)
+    messages, quotes = build_prompt(question, shown, "zh-Hans", "resident", scored, plan_name=PLAN)
+    assert quotes and len(quotes) == len(secondary_hits(shown, scored, several=any(h.aspect for h in shown)))
+    for quote, hit in zip(quotes, shown[1:], strict=False):
+        assert quote.source == prefix_messages(hit.unit, PLAN)
+        assert quote.pieces[0].startswith(f"[{hit.unit.label} ") and len(quote.pieces) >= 2
+        assert all(piece and piece in quote.source[-1]["content"] for piece in quote.pieces)
+        assert all(piece in hit.unit.text for piece in quote.pieces[1:])  # sentences of that unit, not another
+    assert "".join(q.text for q in quotes) in messages[-1]["content"]
+    one = build_prompt(question, shown[:1], "zh-Hans", "resident", scored, plan_name=PLAN)
+    assert one[1] == [] and "其他相关原文" not in one[0][-1]["content"]
+
+
+def test_drafter_hands_quotes_only_to_a_backend_that_takes_them(retriever: Retriever) -> None:
+    question = "规划对不动产投资信托基金、老旧小区加装电梯分别有什么安排？"
+    hits = hits_for(retriever, question)
+    plain = ScriptedGenerator("规划提出……")
+    list(Drafter(plain, SentenceScorer(), 32).run(Query(question, question, "zh-Hans", "resident"), hits))
+    assert plain.kwargs[0].get("quotes") is None
+
+    class Quoting(ScriptedGenerator):
+        takes_quotes = True
+
+    quoting = Quoting("规划提出……")
+    list(Drafter(quoting, SentenceScorer(), 32).run(Query(question, question, "zh-Hans", "resident"), hits))
+    quotes = quoting.kwargs[0]["quotes"]
+    assert quotes and "".join(q.text for q in quotes) in quoting.calls[0][-1]["content"]
 
 
 def test_with_one_unit_the_last_message_is_the_question(retriever: Retriever) -> None:

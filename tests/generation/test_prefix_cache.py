@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 
 from assistant.config import Settings
+from assistant.generation import Quote
+from assistant.generation.kv_splice import token_ranges
 from assistant.generation.llama import LlamaGenerator
 from assistant.generation.prefix_cache import PrefixState, PrefixStateStore, state_key
 from assistant.generation.slots import TicketLock
@@ -148,6 +150,30 @@ def test_ticket_lock_is_first_come_first_served() -> None:
     assert order == [tickets[0], tickets[2]] and not slot.busy
 
 
+class PieceTokens:
+    """A tokenizer stand-in: token i spells ``pieces[i]``."""
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+
+    def detokenize(self, tokens: list[int], special: bool = True) -> bytes:
+        return "".join(self.pieces[t] for t in tokens).encode("utf-8")
+
+
+def test_token_ranges_cover_each_piece_in_order_without_overlap() -> None:
+    spelled = ["规划", "原文", "：\n[", "第9条", "] ", "二、三", "产业", "结构", "。", "做大", "体量", "。"]
+    text = "".join(spelled)
+    llm = PieceTokens(spelled)
+    tokens = list(range(len(spelled)))
+    assert token_ranges(llm, tokens, text, ("[第9条] ", "二、三产业结构。")) == ((2, 5), (5, 9))
+    # a piece that starts inside a token takes the whole token; a later piece never reuses it
+    assert token_ranges(llm, tokens, text, ("条] 二", "三产业")) == ((3, 6), (6, 7))
+    assert token_ranges(llm, tokens, text, ("做大体量。",)) == ((9, 12),)
+    assert token_ranges(llm, tokens, text, ("不在原文里",)) is None
+    assert token_ranges(llm, tokens, text, ("做大", "二、三")) is None  # pieces must come in reading order
+    assert token_ranges(llm, tokens[:-1], text, ("做大",)) is None  # tokens that do not spell the text
+
+
 # --- the real small model ---------------------------------------------------------------------------
 
 
@@ -198,4 +224,47 @@ def test_prompt_plan_splits_at_the_prefix_and_evaluates_nothing(tmp_path_factory
     assert "这段原文讲了什么" in tail and "只根据下面的原文回答" not in tail  # the question is all that follows
     assert gen.model.n_tokens == 0 and gen.state_stats()["memory_states"] == 0  # nothing was evaluated or saved
     assert gen.prompt_plan([question]) is None  # no prefix: the plain path
+    gen.close()
+
+
+@pytest.mark.slow
+def test_quoted_sentences_come_from_their_units_saved_state(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The model reads a quote copied from another unit's state: it answers from the quoted sentence,
+    and the quoted tokens are not evaluated again. Without that state they are evaluated."""
+    base = tmp_path_factory.getbasetemp()
+    settings = Settings(cache_dir=base / "shipped-models", llm_model=SMALL_MODEL, llm_threads=2, llm_context=2048)
+    plan = (Path(__file__).resolve().parents[2] / "corpus" / "yaohai-14th-five-year-plan-proposals.txt").read_text(
+        encoding="utf-8"
+    )
+    fact = "二、三产业结构优化到25:75"
+    start = plan.index(fact)
+    quoted = plan[plan.rindex("。", 0, start) + 1 : plan.index("。", start) + 1]
+    rules = "你是规划问答助手，只根据原文回答。\n\n规划原文：\n"
+    source = [{"role": "system", "content": rules + plan[start - 300 : start + 200]}]
+    other = plan.index("养老")
+    head = [{"role": "system", "content": rules + plan[other - 200 : other + 200]}]
+    messages = [*head, {"role": "user", "content": f"其他相关原文：\n{quoted}\n\n问题：二、三产业结构要优化到什么比例？"}]
+    quotes = [Quote(source, (quoted,))]
+
+    gen = LlamaGenerator.from_settings(settings.replace(cache_dir=tmp_path_factory.mktemp("quote-states")))
+    assert gen.takes_quotes
+    gen.load()
+    evaluated: list[int] = []
+    real_eval = gen._llm.eval
+    gen._llm.eval = lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1]
+    live = "".join(gen.stream(messages, max_tokens=24, quotes=quotes))  # the source's state is not saved yet
+    assert gen.last.quoted_tokens == 0 and "25:75" in live
+    live_evaluated = sum(evaluated)
+
+    assert gen.warm_prefix(source) == "built"
+    gen._llm.reset()
+    evaluated.clear()
+    copied = "".join(gen.stream(messages, max_tokens=24, quotes=quotes))
+    assert gen.last.prefix == "restored" and gen.last.quoted_tokens >= 10
+    assert "25:75" in copied
+    assert sum(evaluated) <= live_evaluated - gen.last.quoted_tokens + 2
+    # Right after, the doubt score reads the same context: only its own tokens are evaluated.
+    evaluated.clear()
+    assert gen.reply_logprob(messages, copied[:4], quotes=quotes) is not None
+    assert sum(evaluated) <= 8
     gen.close()
