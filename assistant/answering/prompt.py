@@ -30,7 +30,8 @@ def prompt_hits(hits: list[Hit]) -> list[Hit]:
 
 PROMPT_TEMPLATE_VERSION = "5"  # bump when the layout below changes (saved prefix states are keyed by tokens anyway)
 UNIT_MAX_CHARS = 3000  # the top unit is shown whole up to this (the plan's longest is ~1400 characters)
-# Other units' best sentences go in the uncached last message (~2 s per 100 characters here). Measured on
+# Other units' best sentences go in the last message (read at ~2 s per 100 characters here before they were
+# copied from their units' saved states, see secondary_quotes; the choices below date from then). Measured on
 # the held-out tune half: the top unit is wrong for 12 of 60 answerable questions; ratio 0.6 puts the right
 # unit in front of the model for 9 of them (secondaries on 31 of 60 questions), 0.9 for 5 (on 12), and
 # sending them only for "where / how many places" questions cost citation recall 0.88 → 0.82. Ratio 0.7
@@ -94,12 +95,13 @@ def brief(hit: Hit, budget: int, scored: list[ScoredSentence]) -> list[str]:
 
 
 def header(unit: Unit) -> str:
-    """How a unit is introduced wherever the prompt shows it (also a piece of a ``Quote``)."""
-    return f"[{unit.label} {unit.title}] "
+    """How a unit is introduced wherever the prompt shows it (also a piece of a ``Quote``). No space
+    after it: the tokenizer joins a space to the next word, so a quote could not end at the bracket."""
+    return f"[{unit.label} {unit.title}]"
 
 
 def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, several: bool = False) -> list[Hit]:
-    """The units after the top one worth their (uncached) prompt tokens: with sentence scores, those whose
+    """The units after the top one worth their prompt tokens: with sentence scores, those whose
     best sentence scores at least SECONDARY_MIN_RATIO of the top unit's best; without, all of them. A
     question about each of several things (``several``: the retriever marked a part's unit) keeps them
     all: the sentences are scored against the whole question, which one part dominates."""

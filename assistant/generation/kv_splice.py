@@ -4,12 +4,13 @@ A prompt may quote text that another prompt's saved prefix already holds (``gene
 The quoted tokens' cells are taken from that prefix's saved state instead of being evaluated:
 the state is loaded into sequence 1, the cells outside the quoted ranges are dropped, the rest
 are shifted to their place in the prompt (llama.cpp re-applies RoPE for a shift at the next
-decode) and shared with sequence 0. ``llama.LlamaGenerator`` decides when; this module only
-moves cells.
+decode) and shared with sequence 0. ``llama.LlamaGenerator`` decides when; this module finds
+the quoted tokens (``token_ranges``), opens a context with two sequences and moves cells.
 """
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import threading
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 
 # Sequence 0 is the prompt; sequence 1 holds a quoted prefix's state while its cells are copied.
 SEQUENCES = 2
-_PATCH_LOCK = threading.Lock()
+_CONTEXT_PATCH_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def two_sequences(llama_cpp: Any) -> Iterator[None]:
     copied between them costs nothing. ``Llama`` takes no n_seq_max: it reads
     ``llama_context_default_params()`` once in __init__, which is wrapped meanwhile."""
     low = llama_cpp.llama_cpp
-    with _PATCH_LOCK:
+    with _CONTEXT_PATCH_LOCK:
         original = low.llama_context_default_params
 
         def default_params() -> Any:
@@ -45,30 +46,32 @@ def two_sequences(llama_cpp: Any) -> Iterator[None]:
 
 
 def token_ranges(llm: Any, tokens: list[int], text: str, pieces: tuple[str, ...]) -> tuple[tuple[int, int], ...] | None:
-    """For each piece (in order, each found after the previous one), the tokens of ``tokens`` (the
-    tokenized ``text``) that overlap it; ranges never overlap. None when a piece is not in ``text`` or
-    the tokens do not spell ``text`` byte for byte."""
-    ends = []
-    offset = 0
+    """For each piece (in order, each found after the previous one), the range of ``tokens`` (the
+    tokenized ``text``) that spells it, give or take whitespace next to it (a unit's last "。" is one
+    token with the line break after it). None when a piece is not in ``text``, shares a token with a
+    neighbouring character (it would bring that character along), or the tokens do not spell ``text``
+    byte for byte."""
+    bounds = [0]
     for t in tokens:
-        offset += len(llm.detokenize([t], special=True))
-        ends.append(offset)
+        bounds.append(bounds[-1] + len(llm.detokenize([t], special=True)))
     raw = text.encode("utf-8")
-    if offset != len(raw):
+    if bounds[-1] != len(raw):
         return None
     ranges: list[tuple[int, int]] = []
     search = 0
     for piece in pieces:
-        found = raw.find(piece.encode("utf-8"), search)
-        if found < 0 or not piece:
+        found = raw.find(piece.encode("utf-8"), search) if piece else -1
+        if found < 0:
             return None
-        search = found + len(piece.encode("utf-8"))
-        first = next(i for i, end in enumerate(ends) if end > found)
-        last = next(i for i, end in enumerate(ends) if end >= search) + 1
+        end = found + len(piece.encode("utf-8"))
+        first = bisect.bisect_right(bounds, found) - 1  # the token holding the piece's first byte
+        last = bisect.bisect_left(bounds, end)  # the tokens up to the one holding its last byte
+        if raw[bounds[first] : found].strip() or raw[end : bounds[last]].strip():
+            return None
         if ranges and first < ranges[-1][1]:
-            first = ranges[-1][1]
-        if first < last:
-            ranges.append((first, last))
+            return None
+        ranges.append((first, last))
+        search = end
     return tuple(ranges)
 
 
@@ -103,12 +106,12 @@ def load_sequence(low: Any, ctx: Any, data: bytes, seq: int) -> None:
         raise RuntimeError("llama_state_seq_set_data failed")
 
 
-def copy_cells(low: Any, ctx: Any, data: bytes, splice: Splice, *, lift: int) -> None:
+def copy_cells(low: Any, ctx: Any, data: bytes, splice: Splice) -> None:
     """Give sequence 0 the cells of ``splice``'s ranges from the saved state ``data`` (of
-    ``splice.source``), at positions ``splice.start`` onwards. ``lift`` must exceed every position in
-    use: the kept cells are first moved above them all, so that setting one range down never lands on
-    a cell of another."""
+    ``splice.source``), at positions ``splice.start`` onwards. The kept cells are first lifted above
+    every position in use, so that setting one range down never lands on a cell of another."""
     memory = low.llama_get_memory(ctx)
+    lift = splice.start + len(splice.source) + sum(b - a for a, b in splice.ranges)
     load_sequence(low, ctx, data, 1)
     kept = 0
     for a, b in splice.ranges:

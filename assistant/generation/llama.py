@@ -130,7 +130,7 @@ class RequestStats:
     prompt_tokens: int = 0
     prefix_tokens: int = 0
     prefix_ms: float = 0.0  # putting the prefix in place (with quotes: up to the prompt's last token)
-    quoted_tokens: int = 0  # copied from other prefixes' states (evaluated live when a state is missing)
+    quoted_tokens: int = 0  # copied from other prefixes' states (not counting quotes evaluated for want of one)
 
 
 class LlamaGenerator:
@@ -177,6 +177,8 @@ class LlamaGenerator:
         self._slot = TicketLock()
         self._llm: Any = None
         self._formatters: tuple[Any, Any] | None = None  # (with, without) the generation prompt
+        self._can_shift = False  # llama.cpp can move cells to other positions (quotes need it)
+        self._copied_from: int | None = None  # the context's first cell copied from another state
 
     @classmethod
     def from_settings(cls, settings: Settings, progress: Progress | None = None) -> LlamaGenerator:
@@ -240,6 +242,8 @@ class LlamaGenerator:
                 llm.close()
                 raise ModelError("llama.cpp weight repacking could not be disabled; refusing to run the model")
             self._formatters = _chat_formatters(llama_cpp, llm)  # also for reply_logprob without states
+            low = llama_cpp.llama_cpp
+            self._can_shift = bool(low.llama_memory_can_shift(low.llama_get_memory(llm.ctx)))
             if self.prefix_cache:
                 if self._formatters is None:
                     log.info("prefix states off: %s has no GGUF chat template in use", self.model_path.name)
@@ -375,11 +379,14 @@ class LlamaGenerator:
         """Put the context just before the prompt's last token, then evaluate it and ``wanted`` but
         the last, summing each next token's log-probability."""
         head = len(full) - 1
+        if self._copied_from is not None and (plan is None or not plan.splices):
+            llm.n_tokens = min(llm.n_tokens, self._copied_from)  # see _prepare
         if not (llm.n_tokens >= head and list(llm.input_ids[:head]) == full[:head]):
             stats = self.last
             prepared = plan is not None and self._prepare(llm, plan)
             self.last = stats
-            if plan is not None and prepared:
+            if prepared:
+                assert plan is not None
                 llm.n_tokens = plan.cached
             else:
                 llm.reset()
@@ -475,7 +482,7 @@ class LlamaGenerator:
         ):
             return None
         stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
-        spliced = self._splice(llm, result.prompt, prefix, quotes or [])
+        spliced = self._splice(llm, result.prompt, prefix, quotes) if quotes and self._can_shift else None
         if spliced is not None:
             full, splices = spliced
             return PromptPlan(prefix, full, stop, result.stopping_criteria, splices)
@@ -506,24 +513,31 @@ class LlamaGenerator:
             splice = Splice(tuple(source), ranges, len(full))
             full += splice.tokens
             splices.append(splice)
-        full += self._tokens(llm, prompt[at + len(text) :])
-        if len(full) >= self.n_ctx:
+        after = self._tokens(llm, prompt[at + len(text) :])
+        # Each source state is loaded whole next to the cells in use before its cells are picked; at least
+        # two tokens must follow the last quote (evaluating them applies the shifts before packing).
+        if len(full) + len(after) + sum(len(s.source) for s in splices) >= self.n_ctx or len(after) < 2:
             return None
-        return full, tuple(splices)
+        return full + after, tuple(splices)
 
     def _prepare(self, llm: Any, plan: PromptPlan) -> bool:
-        """Put the context at the end of ``plan.prefix``: already there, restored, or built and saved.
-        False (context reset, plain path) if llama.cpp refused."""
+        """Put the context at the end of ``plan.prefix`` (already there, restored, or built and saved),
+        and with quotes up to the prompt's last token (``plan.cached``). False (context reset, plain
+        path) if llama.cpp refused."""
         assert self.store is not None
         started = time.perf_counter()
         prefix = plan.prefix
         n = len(prefix)
+        if self._copied_from is not None:
+            # Copied cells are not what evaluating their tokens here gives: no later prompt may match them.
+            llm.n_tokens = min(llm.n_tokens, self._copied_from)
         if llm.n_tokens >= n and list(llm.input_ids[:n]) == prefix:
             how = "live"  # create_completion's own prefix match keeps it
         else:
             key = self.store.key(prefix)
             state = self.store.get(key, prefix)
             how = "restored"
+            self._copied_from = None  # the context is replaced
             if state is not None:
                 try:
                     _restore(llm, state)
@@ -541,7 +555,16 @@ class LlamaGenerator:
                     llm.reset()
                     self.last = RequestStats("off", len(plan.full), n)
                     return False
-        quoted = self._insert_quotes(llm, plan) if plan.splices else 0
+        try:
+            quoted = self._insert_quotes(llm, plan) if plan.splices else 0
+        except RuntimeError as exc:
+            log.warning("could not copy quoted text from saved states (%s); using the plain path", exc)
+            low = import_llama_cpp().llama_cpp
+            low.llama_memory_clear(low.llama_get_memory(llm.ctx), True)  # both sequences
+            llm.reset()
+            self._copied_from = None
+            self.last = RequestStats("off", len(plan.full), n)
+            return False
         self.last = RequestStats(how, len(plan.full), n, (time.perf_counter() - started) * 1000, quoted)
         return True
 
@@ -553,6 +576,7 @@ class LlamaGenerator:
         assert self.store is not None
         low = import_llama_cpp().llama_cpp
         llm.n_tokens = len(plan.prefix)  # a live context may hold another question after the prefix
+        self._copied_from = None
         copied = 0
         for splice in plan.splices:
             llm.eval(plan.full[llm.n_tokens : splice.start])
@@ -561,11 +585,13 @@ class LlamaGenerator:
             if state is None:
                 llm.eval(tokens)
                 continue
-            copy_cells(low, llm.ctx, state.data, splice, lift=2 * self.n_ctx + len(splice.source))
+            copy_cells(low, llm.ctx, state.data, splice)
             pos = splice.start + len(tokens)
             llm.input_ids[splice.start : pos] = tokens
             llm.n_tokens = pos
             copied += len(tokens)
+            if self._copied_from is None:
+                self._copied_from = splice.start
         # Evaluating the rest but its last token applies the shifts, which packing needs.
         llm.eval(plan.full[llm.n_tokens : plan.cached])
         if copied:
@@ -577,6 +603,7 @@ class LlamaGenerator:
         """Evaluate ``prefix`` from an empty context and save the state (memory + disk)."""
         assert self.store is not None
         llm.reset()
+        self._copied_from = None
         llm.eval(prefix)
         self.store.put(self.store.key(prefix), PrefixState(tuple(prefix), save_context_state(llm)))
 

@@ -77,9 +77,9 @@ def test_secondary_sentences_are_quotes_of_their_own_units_prefix(retriever: Ret
     scored = SentenceScorer().run(question, shown)
     messages, quotes = build_prompt(question, shown, "zh-Hans", "resident", scored, plan_name=PLAN)
     assert quotes and len(quotes) == len(secondary_hits(shown, scored, several=any(h.aspect for h in shown)))
-    for quote, hit in zip(quotes, shown[1:], strict=False):
+    for quote, hit in zip(quotes, secondary_hits(shown, scored, several=any(h.aspect for h in shown)), strict=True):
         assert quote.source == prefix_messages(hit.unit, PLAN)
-        assert quote.pieces[0].startswith(f"[{hit.unit.label} ") and len(quote.pieces) >= 2
+        assert quote.pieces[0] == f"[{hit.unit.label} {hit.unit.title}]" and len(quote.pieces) >= 2
         assert all(piece and piece in quote.source[-1]["content"] for piece in quote.pieces)
         assert all(piece in hit.unit.text for piece in quote.pieces[1:])  # sentences of that unit, not another
     assert "".join(q.text for q in quotes) in messages[-1]["content"]

@@ -13,7 +13,7 @@ import pytest
 
 from assistant.config import Settings
 from assistant.generation import Quote
-from assistant.generation.kv_splice import token_ranges
+from assistant.generation.kv_splice import Splice, copy_cells, token_ranges
 from assistant.generation.llama import LlamaGenerator
 from assistant.generation.prefix_cache import PrefixState, PrefixStateStore, state_key
 from assistant.generation.slots import TicketLock
@@ -160,18 +160,52 @@ class PieceTokens:
         return "".join(self.pieces[t] for t in tokens).encode("utf-8")
 
 
-def test_token_ranges_cover_each_piece_in_order_without_overlap() -> None:
-    spelled = ["规划", "原文", "：\n[", "第9条", "] ", "二、三", "产业", "结构", "。", "做大", "体量", "。"]
+def test_token_ranges_spell_each_piece_in_order() -> None:
+    spelled = ["规划", "原文", "：\n", "[第9条]", " 二、三", "产业", "结构", "。", "做大", "体量", "。\n\n", "回答"]
     text = "".join(spelled)
     llm = PieceTokens(spelled)
     tokens = list(range(len(spelled)))
-    assert token_ranges(llm, tokens, text, ("[第9条] ", "二、三产业结构。")) == ((2, 5), (5, 9))
-    # a piece that starts inside a token takes the whole token; a later piece never reuses it
-    assert token_ranges(llm, tokens, text, ("条] 二", "三产业")) == ((3, 6), (6, 7))
-    assert token_ranges(llm, tokens, text, ("做大体量。",)) == ((9, 12),)
+    assert token_ranges(llm, tokens, text, ("[第9条]", "二、三产业结构。")) == ((3, 4), (4, 8))  # a space before
+    assert token_ranges(llm, tokens, text, ("做大体量。",)) == ((8, 11),)  # the line break after comes along
+    assert token_ranges(llm, tokens, text, ("三产业",)) is None  # shares a token with "二、": would bring it along
+    assert token_ranges(llm, tokens, text, ("做大体",)) is None
     assert token_ranges(llm, tokens, text, ("不在原文里",)) is None
-    assert token_ranges(llm, tokens, text, ("做大", "二、三")) is None  # pieces must come in reading order
+    assert token_ranges(llm, tokens, text, ("做大", "产业")) is None  # pieces must come in reading order
     assert token_ranges(llm, tokens[:-1], text, ("做大",)) is None  # tokens that do not spell the text
+
+
+class RecordingLlamaCpp:
+    """llama.cpp's memory calls, recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args: (self.calls.append((name, *args)), 0)[1]
+
+    def llama_state_seq_set_data(self, ctx: Any, buf: Any, size: int, seq: int) -> int:
+        self.calls.append(("load", seq, size))
+        return size
+
+
+def test_copy_cells_keeps_the_quoted_ranges_and_sets_them_down_back_to_back() -> None:
+    low = RecordingLlamaCpp()
+    splice = Splice(source=tuple(range(20)), ranges=((2, 5), (8, 10)), start=100)
+    copy_cells(low, "ctx", b"state", splice)
+    calls = [c for c in low.calls if c[0] != "llama_get_memory"]
+    lift = 100 + 20 + 5
+    assert calls == [
+        ("load", 1, 5),  # the source's state, into sequence 1
+        ("llama_memory_seq_rm", 0, 1, 0, 2),  # what lies outside the ranges goes
+        ("llama_memory_seq_rm", 0, 1, 5, 8),
+        ("llama_memory_seq_rm", 0, 1, 10, -1),
+        ("llama_memory_seq_add", 0, 1, -1, -1, lift),  # above every position in use
+        ("llama_memory_seq_add", 0, 1, 2 + lift, 5 + lift, 100 - 2 - lift),  # first range at 100..102
+        ("llama_memory_seq_cp", 0, 1, 0, 100, 103),
+        ("llama_memory_seq_add", 0, 1, 8 + lift, 10 + lift, 103 - 8 - lift),  # second right after it
+        ("llama_memory_seq_cp", 0, 1, 0, 103, 105),
+        ("llama_memory_seq_rm", 0, 1, -1, -1),  # sequence 1 is left empty
+    ]
 
 
 # --- the real small model ---------------------------------------------------------------------------
@@ -249,22 +283,27 @@ def test_quoted_sentences_come_from_their_units_saved_state(tmp_path_factory: py
     gen = LlamaGenerator.from_settings(settings.replace(cache_dir=tmp_path_factory.mktemp("quote-states")))
     assert gen.takes_quotes
     gen.load()
-    evaluated: list[int] = []
+    assert gen.warm_prefix(head) == "built"
+    prompt_evaluated: list[int] = []  # the prompt is evaluated in runs; the answer one token at a time
     real_eval = gen._llm.eval
-    gen._llm.eval = lambda tokens: (evaluated.append(len(tokens)), real_eval(tokens))[1]
+    gen._llm.eval = lambda tokens: (prompt_evaluated.append(len(tokens)) if len(tokens) > 1 else None, real_eval(tokens))[1]
+    gen._llm.reset()
     live = "".join(gen.stream(messages, max_tokens=24, quotes=quotes))  # the source's state is not saved yet
-    assert gen.last.quoted_tokens == 0 and "25:75" in live
-    live_evaluated = sum(evaluated)
+    assert gen.last.prefix == "restored" and gen.last.quoted_tokens == 0 and "25:75" in live
+    live_evaluated = sum(prompt_evaluated)
 
     assert gen.warm_prefix(source) == "built"
     gen._llm.reset()
-    evaluated.clear()
+    prompt_evaluated.clear()
     copied = "".join(gen.stream(messages, max_tokens=24, quotes=quotes))
     assert gen.last.prefix == "restored" and gen.last.quoted_tokens >= 10
     assert "25:75" in copied
-    assert sum(evaluated) <= live_evaluated - gen.last.quoted_tokens + 2
+    assert sum(prompt_evaluated) == live_evaluated - gen.last.quoted_tokens  # the quote was not evaluated
     # Right after, the doubt score reads the same context: only its own tokens are evaluated.
-    evaluated.clear()
+    prompt_evaluated.clear()
     assert gen.reply_logprob(messages, copied[:4], quotes=quotes) is not None
-    assert sum(evaluated) <= 8
+    assert sum(prompt_evaluated) == 0
+    # A prompt without quotes never reuses copied cells (they are not what evaluating it gives).
+    plain = "".join(gen.stream(messages, max_tokens=24))
+    assert gen.last.quoted_tokens == 0 and "25:75" in plain
     gen.close()
