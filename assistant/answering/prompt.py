@@ -71,7 +71,7 @@ def prefix_messages(unit: Unit, plan_name: str = "") -> list[Message]:
     """The stable head of every prompt whose top unit is ``unit``: the rules and the unit's whole text,
     as the system message (a small model answers the question that follows directly, with no small
     talk). The generator saves the model's state after it and restores it for later questions."""
-    source = f"规划原文：\n{header(unit)}{unit.text[:UNIT_MAX_CHARS]}"
+    source = f"规划原文：\n{header(unit)} {unit.text[:UNIT_MAX_CHARS]}"
     return [{"role": "system", "content": f"{system_prompt(plan_name)}\n\n{source}\n\n{DEFAULT_STYLE}"}]
 
 
