@@ -46,7 +46,7 @@ def answerable_prompt_plans(
     assistant: Assistant, generator: LlamaGenerator, questions: Path, limit: int
 ) -> list[tuple[str, PromptPlan]]:
     """The prompts the answer step sends for the first ``limit`` answerable questions without history,
-    split at their cached prefix."""
+    split at their cached prefix (other units' sentences as text to evaluate, not copied quotes)."""
     settings = assistant.settings
     drafter = Drafter(generator, assistant.resources.scorer, settings.max_answer_tokens, plan_name=assistant.resources.plan_name)
     plans: list[tuple[str, PromptPlan]] = []
