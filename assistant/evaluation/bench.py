@@ -5,12 +5,12 @@ draft, verification) once per pass:
 
 - ``old``: prefix states off (``create_chat_completion``; llama-cpp-python only
   reuses what the previous prompt shared with this one);
-- ``states``: prefix states on, other units' sentences evaluated after the
-  restored state (the previous release's path);
-- ``new-first``: prefix states on, other units' sentences copied from their
-  units' states (``Quote``), as found on disk (built where missing);
-- ``new-saved``: the same again with a fresh process-like generator, so every
-  state comes from disk (a later start).
+- ``states``: prefix states on, as found on disk (built where missing); other
+  units' sentences evaluated after the restored state (the default path);
+- ``states-saved``: the same again with a fresh process-like generator, so every
+  state comes from disk (a later start);
+- ``quotes``: prefix states on, other units' sentences copied from their units'
+  states (``Quote``, setting ``prefix_cache_quotes``).
 
 It prints time to excerpts, first token and full answer (p50/p95), decode
 tokens/s, whether each draft is identical to the old path's, citation
@@ -34,7 +34,7 @@ from assistant.files import slug
 from assistant.models import Question
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "dev_questions.jsonl"
-PASSES = ("old", "states", "new-first", "new-saved")
+PASSES = ("old", "states", "states-saved", "quotes")
 Progress = Callable[[str], None]
 
 
@@ -137,8 +137,8 @@ def run_bench(
     passes = [
         _one_pass(settings.replace(prefix_cache=False), questions, "old", progress),
         _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=False), questions, "states", progress),
-        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=True), questions, "new-first", progress),
-        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=True), questions, "new-saved", progress),
+        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=False), questions, "states-saved", progress),
+        _one_pass(settings.replace(prefix_cache=True, prefix_cache_quotes=True), questions, "quotes", progress),
     ]
     summaries = [_summary(p, None if p["label"] == "old" else passes[0]) for p in passes]
     return {

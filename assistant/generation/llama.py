@@ -147,7 +147,7 @@ class LlamaGenerator:
         timeout_s: float = 90.0,
         seed: int = 42,
         prefix_cache: bool = False,
-        quotes_from_states: bool = True,
+        quotes_from_states: bool = False,
         state_dir: Path | None = None,
         min_prefix_tokens: int = 64,
         state_memory_mb: int = 256,

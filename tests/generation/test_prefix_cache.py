@@ -280,7 +280,9 @@ def test_quoted_sentences_come_from_their_units_saved_state(tmp_path_factory: py
     messages = [*head, {"role": "user", "content": f"其他相关原文：\n{quoted}\n\n问题：二、三产业结构要优化到什么比例？"}]
     quotes = [Quote(source, (quoted,))]
 
-    gen = LlamaGenerator.from_settings(settings.replace(cache_dir=tmp_path_factory.mktemp("quote-states")))
+    gen = LlamaGenerator.from_settings(
+        settings.replace(cache_dir=tmp_path_factory.mktemp("quote-states"), prefix_cache_quotes=True)
+    )
     assert gen.takes_quotes
     gen.load()
     assert gen.warm_prefix(head) == "built"
