@@ -116,12 +116,11 @@ def secondary_hits(shown: list[Hit], scored: list[ScoredSentence] | None, severa
 
 
 def secondary_quotes(
-    hits: list[Hit], scored: list[ScoredSentence] | None = None, plan_name: str = ""
+    shown: list[Hit], scored: list[ScoredSentence] | None = None, plan_name: str = "", *, several: bool = False
 ) -> list[Quote]:
-    """The other units' best sentences that go in the last message, each unit's as a ``Quote`` of its
-    own prefix (the text a question whose top unit it is would be cached with)."""
-    shown = prompt_hits(hits)
-    secondary = secondary_hits(shown, scored, several=any(h.aspect for h in hits))
+    """The other units' best sentences that go in the last message (``shown``: ``prompt_hits``), each
+    unit's as a ``Quote`` of its own prefix (the text a question whose top unit it is would be cached with)."""
+    secondary = secondary_hits(shown, scored, several=several)
     if not secondary:
         return []
     per = SECONDARY_BUDGET // len(secondary)
@@ -160,7 +159,7 @@ def build_prompt(
     else:
         head = prefix_messages(shown[0].unit, plan_name)
     last = ""
-    quotes = secondary_quotes(hits, scored, plan_name)
+    quotes = secondary_quotes(shown, scored, plan_name, several=any(h.aspect for h in hits))
     if quotes:
         last = "其他相关原文（节选）：\n" + "".join(quote.text for quote in quotes) + "\n\n"
     style = _style(language, mode)
