@@ -37,7 +37,8 @@ def read_cost(llm: Any, context: list[int], text: list[int], sizes: list[int], r
             started = time.perf_counter()
             llm.eval(text[:n])
             best = min(best, time.perf_counter() - started)
-        rows.append({"tokens": n, "ms": round(best * 1000, 1), "ms_per_token": round(best * 1000 / n, 1)})
+        ms = round(best * 1000, 1)
+        rows.append({"tokens": n, "ms": ms, "ms_per_token": round(ms / n, 1)})
     return rows
 
 
@@ -57,15 +58,20 @@ def main(argv: list[str] | None = None) -> int:
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    llm = generator.model
-    plan = PLAN.read_text(encoding="utf-8")
-    tokens = list(llm.tokenize(plan.encode("utf-8"), add_bos=False))
-    context, text = tokens[: args.context], tokens[args.context :]
-    if args.context + max(args.tokens) >= min(llm.n_ctx(), len(tokens)):
-        print(f"error: --context plus the largest --tokens must stay under {min(llm.n_ctx(), len(tokens))}", file=sys.stderr)
+    try:
+        llm = generator.model
+        tokens = list(llm.tokenize(PLAN.read_text(encoding="utf-8").encode("utf-8"), add_bos=False))
+        context, text = tokens[: args.context], tokens[args.context :]
+        room = min(llm.n_ctx(), len(tokens))
+        if args.context + max(args.tokens) >= room:
+            print(f"error: --context plus the largest --tokens must stay under {room}", file=sys.stderr)
+            return 2
+        rows = read_cost(llm, context, text, sorted(set(args.tokens)), args.repeats)
+    except (OSError, RuntimeError, ValueError) as exc:  # llama.cpp reports its failures as these
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = read_cost(llm, context, text, sorted(set(args.tokens)), args.repeats)
-    generator.close()
+    finally:
+        generator.close()
     for row in rows:
         print(f"{row['tokens']:>5} tokens  {row['ms']:>8.1f} ms  {row['ms_per_token']:>6.1f} ms/token")
     print(json.dumps({"context": args.context, "threads": generator.n_threads, "rows": rows}))
