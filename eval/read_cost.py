@@ -15,15 +15,12 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from assistant.config import load_settings
 from assistant.errors import AssistantError
 from assistant.generation.llama import LlamaGenerator
-
-ROOT = Path(__file__).resolve().parent.parent
-PLAN = ROOT / "corpus" / "yaohai-14th-five-year-plan-proposals.txt"
+from assistant.ingest.corpus import load_corpus
 
 
 def read_cost(llm: Any, context: list[int], text: list[int], sizes: list[int], repeats: int) -> list[dict]:
@@ -53,14 +50,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --tokens, --context and --repeats must be positive", file=sys.stderr)
         return 2
     try:
-        generator = LlamaGenerator.from_settings(load_settings(backend="llama", llm_model=args.llm_model))
+        settings = load_settings(backend="llama", llm_model=args.llm_model)
+        plan = "".join(d.source for d in load_corpus(settings.corpus_dir))  # the configured corpus, as indexed
+        generator = LlamaGenerator.from_settings(settings)
         generator.load()
     except AssistantError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
         llm = generator.model
-        tokens = list(llm.tokenize(PLAN.read_text(encoding="utf-8").encode("utf-8"), add_bos=False))
+        tokens = list(llm.tokenize(plan.encode("utf-8"), add_bos=False))
         context, text = tokens[: args.context], tokens[args.context :]
         room = min(llm.n_ctx(), len(tokens))
         if args.context + max(args.tokens) >= room:
