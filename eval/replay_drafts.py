@@ -5,6 +5,9 @@ citation or composition measured in a minute per set, without the model.
         --out eval/results/audit_tune-replay.jsonl
     .venv/bin/policy-qa eval --questions eval/audit_tune.jsonl --answers eval/results/audit_tune-replay.jsonl
 
+``--max-tokens N`` first cuts every draft to its first N tokens (the shipped model's tokenizer): the draft a
+``max_answer_tokens`` of N would have stopped at, since greedy decoding writes the same tokens up to there.
+
 For every stored answer with a model draft: retrieve again for its stored standalone question, judge it
 again, and compose the answer from the same draft (``Assistant._from_draft``); a question the judge now
 declines before drafting gets the refusal the pipeline would give. Answers without a draft (declined before
@@ -24,10 +27,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from assistant.answering.compose import says_not_in_plan
 from assistant.answering.pipeline import Assistant
-from assistant.config import load_settings
+from assistant.config import Settings, load_settings
+from assistant.errors import MissingDependencyError, ModelError
+from assistant.generation.llama import import_llama_cpp
+from assistant.generation.shipped_models import resolve_model_path
 from assistant.models import Query
 from assistant.text import to_simplified
 
@@ -71,6 +78,25 @@ def replay(assistant: Assistant, row: dict) -> dict:
     return out
 
 
+class Tokenizer(Protocol):
+    def tokenize(self, text: bytes, add_bos: bool = ..., special: bool = ...) -> list[int]: ...
+    def detokenize(self, tokens: list[int]) -> bytes: ...
+
+
+def cut_draft(row: dict, max_tokens: int, tokenizer: Tokenizer) -> dict:
+    """``row`` with its draft cut to its first ``max_tokens`` tokens (unchanged when shorter)."""
+    tokens = tokenizer.tokenize((row.get("draft") or "").encode("utf-8"), add_bos=False)
+    if len(tokens) <= max_tokens:
+        return row
+    return {**row, "draft": tokenizer.detokenize(tokens[:max_tokens]).decode("utf-8", errors="ignore")}
+
+
+def shipped_tokenizer(settings: Settings) -> Tokenizer:
+    """The shipped model's tokenizer alone (no weights are loaded)."""
+    llama_cpp = import_llama_cpp()
+    return llama_cpp.Llama(str(resolve_model_path(settings)), vocab_only=True, verbose=False)  # type: ignore[no-any-return]
+
+
 _NEEDED = ("id", "question", "standalone_question", "language", "citations", "abstained")
 
 
@@ -95,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--answers", type=Path, required=True, help="a policy-qa batch output")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--max-tokens", type=int, default=0, help="cut every draft to its first N tokens first")
     args = ap.parse_args(argv)
+    if args.max_tokens < 0:
+        print(f"error: --max-tokens must be positive, got {args.max_tokens}", file=sys.stderr)
+        return 2
     if not args.answers.is_file():
         print(f"error: no answers file at {args.answers}", file=sys.stderr)
         return 2
@@ -104,6 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {rows}", file=sys.stderr)
         return 2
     assistant = Assistant(load_settings(None, backend="extractive"))
+    if args.max_tokens:
+        try:
+            tokenizer = shipped_tokenizer(load_settings(None))
+        except (ModelError, MissingDependencyError, ValueError) as exc:
+            print(f"error: could not load the model's tokenizer for --max-tokens: {exc}", file=sys.stderr)
+            return 2
+        rows = [cut_draft(row, args.max_tokens, tokenizer) for row in rows]
     changed = 0
     with args.out.open("w", encoding="utf-8") as fh:
         for row in rows:

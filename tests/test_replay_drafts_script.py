@@ -66,3 +66,31 @@ def test_a_malformed_answers_file_is_named_and_nothing_is_written(tmp_path: Path
     bad.write_text("not json\n", encoding="utf-8")
     assert replay_drafts.main(["--answers", str(bad), "--out", str(out)]) == 2
     assert "line 1 is not JSON" in capsys.readouterr().err and not out.exists()
+
+
+class _CharTokenizer:
+    """One token per character: enough to check where a draft is cut."""
+
+    def tokenize(self, text: bytes, add_bos: bool = False, special: bool = False) -> list[int]:
+        return [ord(ch) for ch in text.decode("utf-8")]
+
+    def detokenize(self, tokens: list[int]) -> bytes:
+        return "".join(chr(t) for t in tokens).encode("utf-8")
+
+
+def test_a_draft_cut_at_the_token_limit_is_replayed_as_the_pipeline_would_finish_it(index_dir: Path) -> None:
+    draft = "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。"
+    row = _assistant(index_dir, draft).ask(QUESTION).to_dict("q5")
+    assert replay_drafts.cut_draft(row, 100, _CharTokenizer()) is row  # shorter than the limit: as it is
+    cut = replay_drafts.cut_draft(row, 20, _CharTokenizer())
+    assert cut["draft"] == draft[:20]
+    live = _assistant(index_dir, draft[:20]).ask(QUESTION).to_dict("q5")
+    replayed = replay_drafts.replay(_assistant(index_dir), cut)
+    assert replayed["answer"] == live["answer"] and _cited(replayed) == _cited(live)
+
+
+def test_a_negative_token_limit_is_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    answers = tmp_path / "a.jsonl"
+    answers.write_text("", encoding="utf-8")
+    assert replay_drafts.main(["--answers", str(answers), "--out", str(tmp_path / "o.jsonl"), "--max-tokens", "-1"]) == 2
+    assert "--max-tokens" in capsys.readouterr().err and not (tmp_path / "o.jsonl").exists()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.answering.compose import AnswerComposer, echoes, grounded, harmless, specifics
+from assistant.answering.compose import AnswerComposer, echoes, finish_cut_sentence, grounded, harmless, specifics
 from assistant.answering.evidence import SentenceScorer
 from assistant.answering.pipeline import Assistant
 from assistant.config import load_settings
@@ -71,6 +71,36 @@ def test_a_question_in_the_draft_is_never_shown_as_a_cited_claim(index_dir: Path
 def test_the_verified_part_of_a_draft_is_kept(index_dir: Path) -> None:
     answer = _ask(index_dir, "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     assert not answer.abstained and 19 in {c.article for c in answer.citations}
+
+
+def test_a_sentence_cut_off_at_the_token_limit_is_finished_from_the_plan(index_dir: Path) -> None:
+    # The model was copying a plan sentence when the token limit cut it: the plan's sentence finishes it.
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    whole = unit.sentences[0].text
+    rest = next(s.text for s in unit.sentences[1:] if len(s.text) > 30)
+    answer = _ask(index_dir, f"{whole}{rest[:16]}")
+    assert not answer.abstained and rest in answer.text.replace("，", ",")
+    assert finish_cut_sentence(f"{whole}{rest[:16]}", [unit]) == whole + rest
+    assert finish_cut_sentence(whole, [unit]) == whole  # a finished draft stays as it is
+
+
+def test_a_cut_off_sentence_not_from_the_plan_is_dropped(index_dir: Path) -> None:
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    whole, made_up = unit.sentences[0].text, "区里还将为每位老人每月发放一笔"
+    answer = _ask(index_dir, f"{whole}{made_up}")
+    assert not answer.abstained and made_up not in answer.text
+    assert finish_cut_sentence(f"{whole}{made_up}", [unit]) == whole
+    assert finish_cut_sentence("出自第十九条", [unit]) == "出自第十九条"  # all the draft says: kept for the checks after
+
+
+def test_a_header_copied_from_the_prompt_is_not_shown(index_dir: Path) -> None:
+    # The prompt introduces other articles as "[第十九条 标题]"; the answer names an article the reader's way.
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    answer = _ask(index_dir, f"[{unit.label} {unit.title}]{unit.sentences[0].text}")
+    assert "[" not in answer.text and 19 in {c.article for c in answer.citations}
 
 
 def test_each_part_of_a_question_about_several_things_is_cited(index_dir: Path) -> None:
