@@ -5,8 +5,9 @@ citation or composition measured in a minute per set, without the model.
         --out eval/results/audit_tune-replay.jsonl
     .venv/bin/policy-qa eval --questions eval/audit_tune.jsonl --answers eval/results/audit_tune-replay.jsonl
 
-``--max-tokens N`` first cuts every draft to its first N tokens (the shipped model's tokenizer): the draft a
-``max_answer_tokens`` of N would have stopped at, since greedy decoding writes the same tokens up to there.
+``--max-tokens N`` first cuts every draft to its first N tokens (the shipped model's tokenizer): nearly always
+the draft a ``max_answer_tokens`` of N would have stopped at: greedy decoding writes the same tokens up to
+there, and the draft's text tokenizes back into them but for rare merges.
 
 For every stored answer with a model draft: retrieve again for its stored standalone question, judge it
 again, and compose the answer from the same draft (``Assistant._from_draft``); a question the judge now
@@ -94,7 +95,8 @@ def cut_draft(row: dict, max_tokens: int, tokenizer: Tokenizer) -> dict:
 def shipped_tokenizer(settings: Settings) -> Tokenizer:
     """The shipped model's tokenizer alone (no weights are loaded)."""
     llama_cpp = import_llama_cpp()
-    return llama_cpp.Llama(str(resolve_model_path(settings)), vocab_only=True, verbose=False)  # type: ignore[no-any-return]
+    tokenizer: Tokenizer = llama_cpp.Llama(str(resolve_model_path(settings)), vocab_only=True, verbose=False)
+    return tokenizer
 
 
 _NEEDED = ("id", "question", "standalone_question", "language", "citations", "abstained")
@@ -121,10 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--answers", type=Path, required=True, help="a policy-qa batch output")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--max-tokens", type=int, default=0, help="cut every draft to its first N tokens first")
+    ap.add_argument("--max-tokens", type=int, default=0, help="cut every draft to its first N tokens first (0: no cut)")
     args = ap.parse_args(argv)
     if args.max_tokens < 0:
-        print(f"error: --max-tokens must be positive, got {args.max_tokens}", file=sys.stderr)
+        print(f"error: --max-tokens must be 0 (no cut) or more, got {args.max_tokens}", file=sys.stderr)
         return 2
     if not args.answers.is_file():
         print(f"error: no answers file at {args.answers}", file=sys.stderr)

@@ -79,14 +79,15 @@ class _CharTokenizer:
 
 
 def test_a_draft_cut_at_the_token_limit_is_replayed_as_the_pipeline_would_finish_it(index_dir: Path) -> None:
-    draft = "规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。"
+    draft = "规划提出要加强养老机构安全监管和服务质量提升，确保养老机构安全平稳运行。"  # the plan's words
     row = _assistant(index_dir, draft).ask(QUESTION).to_dict("q5")
     assert replay_drafts.cut_draft(row, 100, _CharTokenizer()) is row  # shorter than the limit: as it is
-    cut = replay_drafts.cut_draft(row, 20, _CharTokenizer())
-    assert cut["draft"] == draft[:20]
-    live = _assistant(index_dir, draft[:20]).ask(QUESTION).to_dict("q5")
+    cut = replay_drafts.cut_draft(row, 26, _CharTokenizer())
+    assert cut["draft"] == draft[:26]
+    live = _assistant(index_dir, draft[:26]).ask(QUESTION).to_dict("q5")
     replayed = replay_drafts.replay(_assistant(index_dir), cut)
     assert replayed["answer"] == live["answer"] and _cited(replayed) == _cited(live)
+    assert "平稳运行" in replayed["answer"]  # the cut sentence was finished from the plan, as live
 
 
 def test_a_negative_token_limit_is_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,12 +29,14 @@ from assistant.text import (
 MAX_SENTENCES = {"resident": 4, "hotline": 6}  # a plain answer stays short; loops and lists are cut
 ENGLISH_MATCH = 0.82  # cosine an English sentence needs to a plan sentence to count as its support
 
-# Markers the model invents ("[1]") or copies from the prompt's headers ("[第二十四条 优化营商招商环境]").
-_MARKERS = re.compile(r"\[\d+\]|【\d+】|\[第[一二三四五六七八九十百零〇\d]+条[^\]\n]{0,30}\]")
+# Markers the model invents ("[1]") or copies from the prompt's headers ("[第二十四条 优化营商招商环境]",
+# "[第四部分引言 …]"), also in full-width brackets.
+_MARKERS = re.compile(r"\[\d+\]|【\d+】|[\[【]第[^\]】\n]{1,8}(?:条|部分引言)[^\]】\n]{0,30}[\]】]")
 _MARKDOWN = re.compile(r"\*\*|__|^#+\s*|^\s*(?:[-*•]|\d+[.、)])\s+", re.MULTILINE)
 # The model's own conclusions ("这表明……可能会……") are not the plan's words.
 _INFERENCE = re.compile(r"[，,；;]\s*(这表明|这说明|由此可见|可见|这意味着|意味着|也就是说|看来|因此可以|所以可以)[^。！？!?\n]*")
-_FINISHED = re.compile(r"[。！？!?；;.…:：”’」』）)\]]$")  # a sentence the model finished, not one cut off
+# How a draft the model finished ends (a closing mark may follow the stop: 。” ）): not "搭建“1335”" or "包括：".
+_FINISHED = re.compile(r"[。！？!?；;.…][”’」』）)】》\"']*$")
 _INFERENCE_SENTENCE = re.compile(r"^(这表明|这说明|由此可见|可见|这意味着|也就是说|看来|总之|总的来说|综上)")
 
 
@@ -58,32 +60,37 @@ def clean_generated(raw: str) -> str:
 
 def finish_cut_sentence(text: str, units: Sequence[Unit]) -> str:
     """A draft cut at the token limit ends mid-sentence (of 425 stored drafts that ended by themselves, none
-    ended unpunctuated). When the cut sentence was copied from one of ``units`` (the text the model was
-    shown), that sentence of the plan finishes it in the plan's own words; otherwise it is dropped, unless
-    it is all the draft says."""
+    ended so). When the cut sentence was copied from a sentence of ``units`` (the units shown to the model;
+    none for an English draft), that sentence finishes it in the plan's words; otherwise, or when that
+    repeats an earlier sentence (a loop cut short), it is dropped, unless it is all the draft says."""
     sentences = split_answer(text)
-    if not sentences or _FINISHED.search(sentences[-1]):
+    if not sentences or _FINISHED.search(text.rstrip()):
         return text
     cut = sentences[-1]
     before = text[: text.rfind(cut)]
     end = _copied_until(squeeze(cut), [s.text for unit in units for s in unit.sentences])
     if end is not None:
         sentence, at = end
-        return before + re.sub(r"[\s\W_]+$", "", cut) + sentence[at:]
+        finished = re.sub(r"[\s\W_]+$", "", cut) + sentence[at:]
+        if squeeze(finished) not in {squeeze(s) for s in sentences[:-1]}:
+            return before + finished
     return text if len(sentences) == 1 else before.rstrip()
 
 
 def _copied_until(key: str, sentences: list[str], shortest: int = 8) -> tuple[str, int] | None:
     """The plan sentence the end of ``key`` (a squeezed cut sentence) was copied from, and where in it the
     copy stopped: the longest ending of ``key``, at least ``shortest`` characters, that a sentence holds
-    (the model may have begun in its own words)."""
+    (the model may have begun in its own words). None when no sentence, or more than one, holds it: a
+    common phrase does not say which sentence the model was copying."""
     squeezed = [squeeze(s) for s in sentences]
     for size in range(len(key), shortest - 1, -1):
         tail = key[-size:]
-        for sentence, flat in zip(sentences, squeezed, strict=True):
-            at = flat.find(tail)
-            if at >= 0:
-                return sentence, _position(sentence, at + size)
+        holders = [(sentence, flat.find(tail)) for sentence, flat in zip(sentences, squeezed, strict=True) if tail in flat]
+        if len(holders) > 1:
+            return None
+        if holders:
+            sentence, at = holders[0]
+            return sentence, _position(sentence, at + size)
     return None
 
 
@@ -220,7 +227,8 @@ class AnswerComposer:
         if not text:
             return None
         simplified = to_simplified(text) if query.language == "zh-Hant" else text
-        simplified = finish_cut_sentence(simplified, [h.unit for h in prompt_hits(hits)])
+        shown = [] if query.language == "en" else [h.unit for h in prompt_hits(hits)]  # an English draft is not the plan's words
+        simplified = finish_cut_sentence(simplified, shown)
         sentences = self.attacher.run(simplified, prompt_hits(hits), question=query.standalone)
         if query.language == "en":
             sentences = self._english_support(sentences, hits, query.english or query.question)

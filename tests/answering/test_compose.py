@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.answering.compose import AnswerComposer, echoes, finish_cut_sentence, grounded, harmless, specifics
+from assistant.answering.compose import (
+    AnswerComposer,
+    clean_generated,
+    echoes,
+    finish_cut_sentence,
+    grounded,
+    harmless,
+    specifics,
+)
 from assistant.answering.evidence import SentenceScorer
 from assistant.answering.pipeline import Assistant
 from assistant.config import load_settings
@@ -192,3 +200,34 @@ def test_an_english_sentence_that_restates_the_question_is_not_cited() -> None:
     assert not echoes("The plan builds a smart elderly care platform.", question)
     # a figure the question lacks is a claim to check, however much of the question the sentence repeats
     assert not echoes("The district will help 3000 elderly people who live alone.", question)
+
+
+def test_a_cut_loop_is_not_finished_into_a_sentence_it_already_said() -> None:
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    first, second = unit.sentences[0].text, unit.sentences[2].text
+    assert finish_cut_sentence(f"{first}{second}{first[:20]}", [unit]) == f"{first}{second}"
+
+
+def test_where_a_draft_stops_says_whether_it_was_cut() -> None:
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    first = unit.sentences[0].text
+    assert finish_cut_sentence(f"{first}搭建“1335”", [unit]) == first  # a closing quote after no full stop
+    assert finish_cut_sentence(f"{first}主要包括：", [unit]) == first  # a lead-in the model never stops at
+    finished = f"{first}规划称之为“八个有”。”"
+    assert finish_cut_sentence(finished, [unit]) == finished  # a full stop, then closing marks
+
+
+def test_a_cut_sentence_is_dropped_when_the_copied_sentence_is_not_clear() -> None:
+    unit = load_corpus(CORPUS_DIR)[0].article(19)
+    assert unit is not None
+    first = unit.sentences[0].text
+    cut = next(s.text for s in unit.sentences[1:] if len(s.text) > 30)[:16]
+    assert finish_cut_sentence(f"{first}{cut}", [unit, unit]) == first  # two sentences hold its end
+    assert finish_cut_sentence(f"{first}{cut}", []) == first  # an English draft: no plan sentence to finish it
+
+
+def test_article_headers_in_any_bracket_are_not_kept() -> None:
+    assert clean_generated("【第十九条 积极应对人口老龄化挑战】落实人口老龄化国家战略。") == "落实人口老龄化国家战略。"
+    assert clean_generated("[第四部分引言 加快发展现代产业体系]推动产业发展。") == "推动产业发展。"
