@@ -18,6 +18,8 @@ from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.prompt import NOT_IN_PLAN_MARK, prompt_hits
 from assistant.models import Answer, AnswerSentence, Citation, Document, Hit, Query, Sentence, Unit
 from assistant.text import (
+    CLOSERS,
+    SENTENCE_END,
     split_answer,
     squeeze,
     to_simplified,
@@ -36,7 +38,7 @@ _MARKDOWN = re.compile(r"\*\*|__|^#+\s*|^\s*(?:[-*•]|\d+[.、)])\s+", re.MULTI
 # The model's own conclusions ("这表明……可能会……") are not the plan's words.
 _INFERENCE = re.compile(r"[，,；;]\s*(这表明|这说明|由此可见|可见|这意味着|意味着|也就是说|看来|因此可以|所以可以)[^。！？!?\n]*")
 # How a draft the model finished ends (a closing mark may follow the stop: 。” ）): not "搭建“1335”" or "包括：".
-_FINISHED = re.compile(r"[。！？!?；;.…][”’」』）)】》\"']*$")
+_FINISHED = re.compile(f"[{re.escape(SENTENCE_END)}.…][{re.escape(CLOSERS)}]*$")
 _INFERENCE_SENTENCE = re.compile(r"^(这表明|这说明|由此可见|可见|这意味着|也就是说|看来|总之|总的来说|综上)")
 
 
@@ -227,9 +229,10 @@ class AnswerComposer:
         if not text:
             return None
         simplified = to_simplified(text) if query.language == "zh-Hant" else text
-        shown = [] if query.language == "en" else [h.unit for h in prompt_hits(hits)]  # an English draft is not the plan's words
-        simplified = finish_cut_sentence(simplified, shown)
-        sentences = self.attacher.run(simplified, prompt_hits(hits), question=query.standalone)
+        shown = prompt_hits(hits)
+        # An English draft is not in the plan's words: a sentence of it cut short cannot be finished from them.
+        simplified = finish_cut_sentence(simplified, [] if query.language == "en" else [h.unit for h in shown])
+        sentences = self.attacher.run(simplified, shown, question=query.standalone)
         if query.language == "en":
             sentences = self._english_support(sentences, hits, query.english or query.question)
         sentences = [grounded(s) for s in self.verifier.sentences(sentences)]

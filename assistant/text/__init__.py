@@ -11,6 +11,7 @@ from assistant.text.numerals import (
 from assistant.text.script import Language, detect_language, is_han, to_simplified, to_traditional
 from assistant.text.segment import (
     CHAR_PREFIX,
+    CLOSERS,
     SENTENCE_END,
     STOPWORDS,
     bm25_tokens,
@@ -25,6 +26,7 @@ from assistant.text.segment import (
 )
 
 __all__ = [
+    "CLOSERS",
     "CHAR_PREFIX",
     "SENTENCE_END",
     "STOPWORDS",

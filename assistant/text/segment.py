@@ -136,7 +136,7 @@ def search_terms(text: str) -> list[str]:
 
 
 SENTENCE_END = "。！？；!?;"
-_CLOSERS = "”’」』）)】》\"'"
+CLOSERS = "”’」』）)】》\"'"  # marks that may follow a sentence's end
 
 
 def split_sentences(text: str) -> list[tuple[int, int]]:
@@ -163,7 +163,7 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         ch = text[i]
         if ch in SENTENCE_END:
             j = i + 1
-            while j < n and (text[j] in _CLOSERS or text[j] in SENTENCE_END):
+            while j < n and (text[j] in CLOSERS or text[j] in SENTENCE_END):
                 j += 1
             emit(start, j)
             start = i = j
