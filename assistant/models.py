@@ -11,10 +11,11 @@ sentences are split once, when the unit is made, and travel with it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from assistant.text.numerals import chinese_number
+from assistant.text.numerals import chinese_number, chinese_to_int
 from assistant.text.segment import split_sentences
 
 UnitKind = Literal["article", "chapter_intro"]
@@ -38,6 +39,17 @@ class DocumentMeta:
     def name(self) -> str:
         """The plan's name for answers: the short title, else the full title."""
         return self.short_title or self.title
+
+    @property
+    def periods(self) -> tuple[str, ...]:
+        """The five-year periods the plan is for, in residents' words ("十四五"), from its title."""
+        return tuple(f"{n}五" for n in re.findall(r"第([一二三四五六七八九十]+)个五年规划", self.title))
+
+    @property
+    def previous_periods(self) -> tuple[str, ...]:
+        """The periods just before the plan's own ("十三五"): what its review of results speaks of."""
+        numbers = [chinese_to_int(p[:-1]) for p in self.periods]
+        return tuple(f"{chinese_number(n - 1)}五" for n in numbers if n is not None and 1 < n < 100)
 
     def to_dict(self) -> dict[str, str]:
         return {

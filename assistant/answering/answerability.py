@@ -47,7 +47,7 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"|what\s+year|what\s+date",
         r"(19|20)\d\d\s*年|二〇[一二三]\S年|\d+\s*月",
     ),
-    "person": (r"是谁|哪位|叫什么名字|姓什么|谁(负责|分管|主管)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
+    "person": (r"是谁|(是|系)边个|哪位|叫什么名字|姓什么|谁(负责|分管|主管)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
     "address": (
         r"地址|门牌|具体位置|坐几路|几路(公交|车)|where\s+(exactly\s+)?is\b.{0,60}\blocated|\baddress\b",
         r"\d+\s*号(?!线)|位于|坐落",  # a street address; a plan names roads, not where an office sits
@@ -57,10 +57,19 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
         r"(?!)",  # a proper name of the kind asked: site_evidence()
     ),
+    "contact": (
+        # which line to call or where to complain: the plan lists no phone numbers (its "12345" is a strategy's name)
+        r"(打|拨|找|问)(哪个|哪一个|什么|啥|几号)(热线|电话|号码|部门|单位)|(热线|电话|号码)(号码|是多少|多少|是几)"
+        r"|联系(电话|方式)|怎么(才能)?联系|(谁|哪个部门|哪个单位|哪里|哪儿|哪)(投诉|举报|反映问题)"
+        r"|(投诉|举报)(电话|热线|渠道|方式|途径|窗口)"
+        r"|\b(phone|telephone|hotline|contact)\s+(number|details)\b|\bwho\s+(do|should|can)\s+i\s+(call|contact|complain\s+to)\b"
+        r"|\bwhich\s+(office|department|hotline|number)\s+(do|should|can)\s+i\b|\bwhere\s+(do|can|should)\s+i\s+(complain|report)\b",
+        r"(?<!\d)(0\d{2,3}-?\d{7,8}|1[3-9]\d{9})(?!\d)|(热线|电话)[:：]?\s*\d{5,}|\d{5,}\s*热线",
+    ),
     "procedure": (
         r"(怎么|如何|怎样|去哪|到哪|哪里)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|(准备|需要|提交)(哪些|什么)?材料"
-        r"|(办理|申请)(流程|手续|条件|窗口|地点)|(需要|要|满足|符合)(什么|哪些)条件|网址|(电话|热线)(号码|是多少)|联系方式"
-        r"|how\s+(do|can|to)\s+(i\s+)?(apply|register)",
+        r"|(办理|申请)(流程|手续|条件|窗口|地点)|(需要|要|满足|符合)(什么|哪些)条件|网址"
+        r"|how\s+(do|can|to)\s+(i\s+)?(apply|register)|\bwhere\s+(do|can|should)\s+i\s+(go\b.{0,30}\bto\s+)?(apply|register|renew)\b",
         r"(?!)",  # plans set directions; procedures live in implementing rules
     ),
     "forecast": (
@@ -118,7 +127,6 @@ _NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据
 # written before it, cannot report, unless the question dates it before the plan ("十三五期间实际…").
 # What the plan says ("已经提到了几个…") is not an outcome.
 _REALIZED = re.compile(r"(实际(?!上)|至今|迄今|已经|到目前为止|到现在)(?:(?!提|写|说|讲|列)[^，,。？?]){0,12}(多少|几[个所家处条座项万亿])")
-_PERIOD = re.compile(r"第([一二三四五六七八九十]+)个五年规划")
 _YEAR = re.compile(r"((?:19|20)\d\d)\s*年")
 # The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
 # A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.
@@ -135,6 +143,7 @@ _EXPLAIN = {
     "person": "具体人员或职务人选",
     "address": "具体地址或怎么到达",
     "site": "具体是哪一所学校、医院、场所或哪条线路",
+    "contact": "联系电话、投诉热线或受理部门",
     "procedure": "具体办理流程、所需材料或办理地点",
     "forecast": "价格走势预测或个人买卖、投资建议",
     "personal": "个人能否申请、是否符合条件的认定",
@@ -153,6 +162,7 @@ _EXPLAIN_EN = {
     "person": "who holds an office",
     "address": "street addresses or directions",
     "site": "which particular school, hospital, site or route",
+    "contact": "phone numbers, hotlines or which office handles complaints",
     "procedure": "application procedures, required documents or where to apply",
     "forecast": "market forecasts or advice on buying and investing",
     "personal": "individual eligibility decisions",
@@ -287,7 +297,7 @@ class AnswerabilityJudge:
     @cached_property
     def own_periods(self) -> set[str]:
         """The five-year periods the plan is for, in residents' words ("十四五"), from its titles."""
-        return {f"{n}五" for d in self.documents for n in _PERIOD.findall(d.meta.title)}
+        return {p for d in self.documents for p in d.meta.periods}
 
     def _dated_before_plan(self, question: str) -> bool:
         """The question names a year up to the plan's adoption, or a five-year period that is not the

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from assistant.answering.citations import CitationAttacher, CitationVerifier, cited
-from assistant.answering.evidence import MentionFinder, SentenceScorer
+from assistant.answering.evidence import MentionFinder, ReviewFinder, SentenceScorer
 from assistant.answering.extractive import ExtractiveAnswerer
 from assistant.answering.prompt import NOT_IN_PLAN_MARK, prompt_hits
 from assistant.models import Answer, AnswerSentence, Citation, Document, Hit, Query, Sentence, Unit
@@ -201,6 +201,21 @@ class FormalCitation:
         return "依据：" + "；".join(parts)
 
 
+_PAUSE = re.compile(r"[，,、：:]")
+HEADING_CHARS = 12  # the plan's run-in headings ("做实系统。", "加强劳动就业保障。") are one short clause
+
+
+def run_on(sentence: Sentence) -> Sentence:
+    """A run-in heading says only what the next sentence is about: quoted alone ("做实系统。") it tells a
+    resident nothing, so it is quoted with the sentence that follows it in its unit."""
+    if len(sentence.text) > HEADING_CHARS or _PAUSE.search(sentence.text):
+        return sentence
+    following = [s for s in sentence.unit.sentences if s.start == sentence.end]
+    if not following:
+        return sentence
+    return Sentence(sentence.unit, sentence.start, following[0].end, sentence.text + following[0].text)
+
+
 class AnswerComposer:
     """Build the shown Answer from a draft (verified sentence by sentence) or from quotes."""
 
@@ -217,7 +232,10 @@ class AnswerComposer:
         self.scorer = scorer
         self.attacher = attacher or CitationAttacher()
         self.extractive_answerer = extractive or ExtractiveAnswerer(scorer=scorer)
-        self.mentions = MentionFinder([u for d in documents for u in d.units])
+        units = [u for d in documents for u in d.units]
+        self.mentions = MentionFinder(units)
+        previous = [p for d in documents for p in d.meta.previous_periods]
+        self.review = ReviewFinder(units, previous, [p for d in documents for p in d.meta.periods])
 
     def from_draft(
         self, draft: str, query: Query, hits: list[Hit], backend: str, *, lead_with_top: bool = False
@@ -267,15 +285,17 @@ class AnswerComposer:
 
     def _other_mentions(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
         """A question about where the plan mentions something cites every place it does. "A、B分别…"
-        (the retriever marked its parts' units) asks about each part instead: see ``_other_parts``."""
-        if any(h.aspect for h in hits):
-            return []
+        (the retriever marked its parts' units) asks about each part instead: see ``_other_parts``. A
+        question about what was achieved and what comes next also cites the plan's review of its topic."""
+        found = [] if any(h.aspect for h in hits) else self.mentions.run(query.standalone)
+        review = self.review.run(query.standalone)
+        found += [review] if review is not None else []
         cited_units = {s.citation.unit.unit_id for s in sentences if s.citation is not None}
-        extra = [
-            AnswerSentence(quote_line(m.unit, m.text, query.language == "en"), Citation.of(m))
-            for m in self.mentions.run(query.standalone)
-            if m.unit.unit_id not in cited_units
-        ]
+        extra = []
+        for m in found:
+            if m.unit.unit_id not in cited_units:
+                cited_units.add(m.unit.unit_id)
+                extra.append(AnswerSentence(quote_line(m.unit, m.text, query.language == "en"), Citation.of(m)))
         return [s for s in self.verifier.sentences(extra) if s.citation is not None]
 
     def _other_parts(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
@@ -298,7 +318,7 @@ class AnswerComposer:
         extract = self.extractive_answerer.run(query.standalone, [hit])
         if not extract.sentences:
             return None
-        best = extract.sentences[0]
+        best = run_on(extract.sentences[0])
         return best if self.verifier.problem(Citation.of(best)) is None else None
 
     def _answer(self, query: Query, sentences: list[AnswerSentence], backend: str, joiner: str = "") -> Answer:

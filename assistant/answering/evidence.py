@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,3 +183,59 @@ class MentionFinder:
         words = {t for t in search_terms(question) if not t.startswith(CHAR_PREFIX) and len(t) >= 2}
         common = len(self.units) / 2
         return [w for w in words if w not in phrase and phrase not in w and sum(w in u.text for u in self.units) < common]
+
+
+# Words for what has been done, and for what comes next ("过去有什么成绩，今后…", "之前建成了吗？以后…").
+_DONE = r"过去|以往|此前|之前|已经|成绩|成效|成就|取得|做了多少"
+_NEXT = r"今后|以后|接下来|下一步|将来|未来|打算|还要|还会"
+
+
+class ReviewFinder:
+    """For a question about what has been achieved and what comes next ("…过去有什么成绩，今后还要怎么做？",
+    "“十三五”做了多少，“十四五”又打算怎么改？"), the sentence of the plan's review of the previous period that
+    names the question's topic: the review reports the results, the topic's own article the plans, and the
+    review's one sentence about a topic is rarely what the question's words retrieve first.
+
+    The review is every unit that names a period before the plan's own (from the corpus). The topic is the
+    question's longest phrase that the plan uses (``MentionFinder.phrases``), shortened from its end until a
+    review sentence holds it ("老旧小区改造" → "老旧小区"), but not below ``min_chars`` and not to words that
+    frame any question (a quarter of the units use them) or say done or next; then the next longest."""
+
+    def __init__(
+        self, units: list[Unit], previous_periods: Sequence[str], own_periods: Sequence[str], *, min_chars: int = 2
+    ) -> None:
+        if min_chars < 2:
+            raise ValueError(f"min_chars must be >= 2, got {min_chars}")
+        self.units = units
+        self.review = [u for u in units if any(p in u.text for p in previous_periods)]
+        self.periods = [*previous_periods, *own_periods]
+        # Not the periods' names: "从“十三五”到“十四五”…转向什么" asks about the change, not the results.
+        self._asks = re.compile(rf"(?:{_DONE}).*?(?:{_NEXT})")
+        self._cue = re.compile(rf"{_DONE}|{_NEXT}")
+        self.phrases = MentionFinder(units, min_chars=min_chars)
+        self.min_chars = min_chars
+
+    def asks(self, question: str) -> bool:
+        """The question asks what was done before it asks what comes next."""
+        return bool(self._asks.search(to_simplified(question)))
+
+    def run(self, question: str) -> Sentence | None:
+        if not self.review or not self.asks(question):
+            return None
+        topic = to_simplified(question)
+        for period in self.periods:  # the periods frame the question; they are not its topic
+            topic = topic.replace(period, " ")
+        for phrase in sorted(self.phrases.phrases(topic), key=len, reverse=True):  # the most specific first
+            for size in range(len(phrase), self.min_chars - 1, -1):
+                head = phrase[:size]
+                if self._cue.search(head) or self._common(head):
+                    break
+                for unit in self.review:
+                    for sentence in unit.sentences:
+                        if head in sentence.text:
+                            return sentence
+        return None
+
+    def _common(self, words: str) -> bool:
+        """Words a quarter of the plan's units use ("瑶海", "发展", "服务") frame a question; they name no topic."""
+        return sum(words in u.text for u in self.units) >= len(self.units) / 4

@@ -14,13 +14,14 @@ from assistant.answering.compose import (
     finish_cut_sentence,
     grounded,
     harmless,
+    run_on,
     specifics,
 )
 from assistant.answering.evidence import SentenceScorer
 from assistant.answering.pipeline import Assistant
 from assistant.config import load_settings
 from assistant.ingest.corpus import load_corpus
-from assistant.models import AnswerSentence, Citation, Hit, Query
+from assistant.models import AnswerSentence, Citation, Hit, Query, Sentence
 
 from conftest import CORPUS_DIR, FakeEmbedder, ScriptedGenerator
 
@@ -231,3 +232,19 @@ def test_a_cut_sentence_is_dropped_when_the_copied_sentence_is_not_clear() -> No
 def test_article_headers_in_any_bracket_are_not_kept() -> None:
     assert clean_generated("【第十九条 积极应对人口老龄化挑战】落实人口老龄化国家战略。") == "落实人口老龄化国家战略。"
     assert clean_generated("[第四部分引言 加快发展现代产业体系]推动产业发展。") == "推动产业发展。"
+
+
+def test_a_run_in_heading_is_quoted_with_the_sentence_it_heads() -> None:
+    doc = load_corpus(CORPUS_DIR)[0]
+    unit = doc.article(20)
+    assert unit is not None
+    heading = next(s for s in unit.sentences if s.text == "做实系统。")
+    quoted = run_on(heading)
+    assert quoted.text.startswith("做实系统。") and len(quoted.text) > len(heading.text)
+    assert doc.source[quoted.start : quoted.end] == quoted.text  # still the plan's exact words
+    whole = max(unit.sentences, key=lambda s: len(s.text))
+    assert run_on(whole) is whole
+    last = unit.sentences[-1]
+    tail = Sentence(unit, last.end - 5, last.end, doc.source[last.end - 5 : last.end])
+    assert not any(mark in tail.text for mark in "，,、：:")
+    assert run_on(tail) is tail  # nothing in its unit follows it

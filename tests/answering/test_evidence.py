@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import assistant.files as files_mod
-from assistant.answering.evidence import MentionFinder, SentenceScorer
+from assistant.answering.evidence import MentionFinder, ReviewFinder, SentenceScorer
 from assistant.ingest.corpus import load_corpus
 from assistant.models import Document, Hit
 
@@ -159,3 +159,50 @@ def test_a_common_phrase_is_narrowed_to_sentences_on_the_asked_topic(doc: Docume
     found = finder.run("养老机构的安全问题，规划在哪几处提到了？")
     assert 2 <= len(found) <= 4
     assert all("养老机构" in s.text and "安全" in s.text for s in found)
+
+
+@pytest.fixture(scope="module")
+def review(doc: Document) -> ReviewFinder:
+    return ReviewFinder(doc.units, doc.meta.previous_periods, doc.meta.periods)
+
+
+def test_the_review_is_the_units_that_name_the_period_before_the_plan(doc: Document, review: ReviewFinder) -> None:
+    assert doc.meta.periods == ("十四五",) and doc.meta.previous_periods == ("十三五",)
+    assert review.review and all("十三五" in u.text for u in review.review)
+    assert {u.number for u in review.review} < {u.number for u in doc.units}
+
+
+@pytest.mark.parametrize(
+    ("question", "holds"),
+    [
+        ("路网方面过去取得了什么成绩，接下来还要怎么完善？", "路网体系基本成型"),
+        ("土壤修复这件事之前做得怎么样，以后打算怎么推进？", "土壤修复工作有序推进"),
+        # the topic shortened until the review holds it ("综治中心建设" → "综治中心")
+        ("綜治中心建設過去有什麼成效？今後還要怎麼做？", "综治中心建成运营"),
+    ],
+)
+def test_a_question_about_results_and_next_steps_finds_the_review_of_its_topic(
+    review: ReviewFinder, question: str, holds: str
+) -> None:
+    found = review.run(question)
+    assert found is not None and holds in found.text
+    assert found.unit in review.review
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "规划对路网建设有什么安排？",  # asks only what comes next
+        "以后路网会怎么完善？以前的路太窄了。",  # no results asked for before the next steps
+        "从“十三五”到“十四五”，发展阶段有什么变化？",  # the periods frame a change, not results
+        "过去五年有什么成绩，今后打算怎么干？",  # no topic the review names… but the review is the answer
+    ],
+)
+def test_only_a_question_about_results_then_next_steps_of_a_topic_is_sent_to_the_review(
+    review: ReviewFinder, question: str
+) -> None:
+    found = review.run(question)
+    if question.startswith("过去五年"):
+        assert found is None or found.unit in review.review
+    else:
+        assert found is None

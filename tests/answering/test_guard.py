@@ -136,6 +136,13 @@ class TestAnswerability:
             ("杭州的数字经济目标是什么？", "other_place"),
             ("芜湖那边也有这样的夜市规划吗？", "other_place"),
             ("请问肥东县十四五期间重点发展哪些产业？", "other_place"),
+            ("小区门口的垃圾一直没人清，应该打哪个电话反映？", "contact"),
+            ("邻居装修太吵了，去哪投诉比较管用？", "contact"),
+            ("区图书馆的联系方式是什么？", "contact"),
+            ("Which department should I call about a broken streetlight?", "contact"),
+            ("Who do I contact about a blocked drain on my street?", "contact"),
+            ("街道办主任系边个？", "person"),
+            ("Where do I go in the district to register my new business?", "procedure"),
         ],
     )
     def test_the_plan_is_silent(self, judge: AnswerabilityJudge, q: str, reason: str) -> None:
@@ -159,6 +166,17 @@ class TestAnswerability:
         addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
+
+    def test_a_plan_that_lists_no_phone_numbers_answers_no_contact_question(self, judge: AnswerabilityJudge) -> None:
+        """The plan's "12345" names a strategy, not a line to call; a number that is one would answer.
+        Telephone words in a question about the plan's measures ask for no contact."""
+        assert "12345" in judge.plan_text
+        hit = _hit(0.9, 1)
+        assert judge.run("遇到噪音扰民该打哪个热线？", [hit], hit.unit.sentences).reason == "contact"
+        listed = _hit(0.9, 38, "群众可拨打12345热线反映噪音扰民问题。")
+        assert judge.run("遇到噪音扰民该打哪个热线？", [listed], listed.unit.sentences).answerable
+        for measures in ("老是接到诈骗电话，区里对电信诈骗有什么措施？", "信用信息怎么接入各部门的办事系统？", "规划里对信访工作有什么安排？"):
+            assert judge.answer_type(measures) is None, measures
 
     def test_asking_what_help_there_is_is_not_an_individual_case(self, judge: AnswerabilityJudge) -> None:
         """Like "我能不能申请…", an English question is about an individual's case only when it asks to apply

@@ -33,6 +33,7 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Assistant:
         ("老旧小区加装电梯，规划里是怎么说的？", 15),  # 电梯 / 补贴 territory, but asks what the plan says
         ("规划提到的“1335”养老服务体系是什么？", 19),  # 系统 / 体系
         ("规划对企业挂牌上市有什么支持？", 23),  # 上市 / stock words
+        ("老有人打电话冒充公安骗钱，规划里怎么打击电信诈骗？", 38),  # 电话, but asks for the plan's measures
     ],
 )
 def test_legitimate_questions_with_trigger_words_are_answered(assistant: Assistant, question: str, article: int) -> None:
