@@ -42,14 +42,17 @@ class DocumentMeta:
 
     @property
     def periods(self) -> tuple[str, ...]:
-        """The five-year periods the plan is for, in residents' words ("十四五"), from its title."""
-        return tuple(f"{n}五" for n in re.findall(r"第([一二三四五六七八九十]+)个五年规划", self.title))
+        """The five-year periods the plan is for, in residents' words ("十四五"), from its titles: "第十四个
+        五年规划" in the full one, "“十四五”规划" in the short one."""
+        found = re.findall(r"第([一二三四五六七八九十]+)个五年规划", self.title)
+        found += re.findall(r"(?<![一二三四五六七八九十])([一二三四五六七八九十]+)五”?(?:规划|时期|期间)", self.short_title)
+        return tuple(dict.fromkeys(f"{n}五" for n in found))
 
     @property
     def previous_periods(self) -> tuple[str, ...]:
         """The periods just before the plan's own ("十三五"): what its review of results speaks of."""
         numbers = [chinese_to_int(p[:-1]) for p in self.periods]
-        return tuple(f"{chinese_number(n - 1)}五" for n in numbers if n is not None and 1 < n < 100)
+        return tuple(f"{chinese_number(n - 1)}五" for n in numbers if n is not None and 1 < n <= 100)
 
     def to_dict(self) -> dict[str, str]:
         return {

@@ -58,10 +58,13 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"(?!)",  # a proper name of the kind asked: site_evidence()
     ),
     "contact": (
-        # which line to call or where to complain: the plan lists no phone numbers (its "12345" is a strategy's name)
-        r"(打|拨|找|问)(哪个|哪一个|什么|啥|几号)(热线|电话|号码|部门|单位)|(热线|电话|号码)(号码|是多少|多少|是几)"
-        r"|联系(电话|方式)|怎么(才能)?联系|(谁|哪个部门|哪个单位|哪里|哪儿|哪)(投诉|举报|反映问题)"
-        r"|(投诉|举报)(电话|热线|渠道|方式|途径|窗口)"
+        # which line to call or where the asker can complain; evidence is a phone number (a bare five-digit
+        # figure in a plan is more likely a target or a name than a line to call)
+        # ("找谁 / 找哪个部门" alone asks who is in charge, which a plan's division of tasks can answer)
+        r"(打|拨|找|问)(哪个|哪一个|什么|啥|几号)(热线|电话|号码)|(热线|电话|号码)(号码|是多少|多少|是几)"
+        r"|联系(电话|方式)|(向|找|跟)(谁|哪个部门|哪个单位)(投诉|举报|反映)"
+        r"|(哪里|哪儿|哪)(投诉|举报|反映问题)"
+        r"|(投诉|举报)(电话|热线)(是|号码|多少)"
         r"|\b(phone|telephone|hotline|contact)\s+(number|details)\b|\bwho\s+(do|should|can)\s+i\s+(call|contact|complain\s+to)\b"
         r"|\bwhich\s+(office|department|hotline|number)\s+(do|should|can)\s+i\b|\bwhere\s+(do|can|should)\s+i\s+(complain|report)\b",
         r"(?<!\d)(0\d{2,3}-?\d{7,8}|1[3-9]\d{9})(?!\d)|(热线|电话)[:：]?\s*\d{5,}|\d{5,}\s*热线",

@@ -202,13 +202,14 @@ class FormalCitation:
 
 
 _PAUSE = re.compile(r"[，,、：:]")
-HEADING_CHARS = 12  # the plan's run-in headings ("做实系统。", "加强劳动就业保障。") are one short clause
+_HEADING_CHARS = 12  # a plan's run-in headings ("做实系统。", "加强劳动就业保障。") are one short clause
 
 
-def run_on(sentence: Sentence) -> Sentence:
+def with_what_it_heads(sentence: Sentence) -> Sentence:
     """A run-in heading says only what the next sentence is about: quoted alone ("做实系统。") it tells a
-    resident nothing, so it is quoted with the sentence that follows it in its unit."""
-    if len(sentence.text) > HEADING_CHARS or _PAUSE.search(sentence.text):
+    resident nothing, so it is quoted together with the sentence that follows it in its unit (one span of
+    the plan's text); any other sentence is returned as it is."""
+    if len(sentence.text) > _HEADING_CHARS or _PAUSE.search(sentence.text):
         return sentence
     following = [s for s in sentence.unit.sentences if s.start == sentence.end]
     if not following:
@@ -286,10 +287,11 @@ class AnswerComposer:
     def _other_mentions(self, query: Query, hits: list[Hit], sentences: list[AnswerSentence]) -> list[AnswerSentence]:
         """A question about where the plan mentions something cites every place it does. "A、B分别…"
         (the retriever marked its parts' units) asks about each part instead: see ``_other_parts``. A
-        question about what was achieved and what comes next also cites the plan's review of its topic."""
+        question about what was achieved and what comes next also cites the plan's review of its topic,
+        whether or not it names several parts ("…的成绩和下一步分别是什么")."""
         found = [] if any(h.aspect for h in hits) else self.mentions.run(query.standalone)
         review = self.review.run(query.standalone)
-        found += [review] if review is not None else []
+        found += [with_what_it_heads(review)] if review is not None else []
         cited_units = {s.citation.unit.unit_id for s in sentences if s.citation is not None}
         extra = []
         for m in found:
@@ -314,11 +316,12 @@ class AnswerComposer:
         return [s for s in self.verifier.sentences(extra) if s.citation is not None]
 
     def closest(self, query: Query, hit: Hit) -> Sentence | None:
-        """The sentence of ``hit`` that comes closest to the question (for a 'not in the plan' answer)."""
+        """The sentence of ``hit`` that comes closest to the question (for a 'not in the plan' answer), with
+        the sentence it heads if it is a run-in heading."""
         extract = self.extractive_answerer.run(query.standalone, [hit])
         if not extract.sentences:
             return None
-        best = run_on(extract.sentences[0])
+        best = with_what_it_heads(extract.sentences[0])
         return best if self.verifier.problem(Citation.of(best)) is None else None
 
     def _answer(self, query: Query, sentences: list[AnswerSentence], backend: str, joiner: str = "") -> Answer:

@@ -18,7 +18,7 @@ import numpy as np
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.sentences import SentenceIndex
-from assistant.text import CHAR_PREFIX, bm25_tokens, search_terms, to_simplified
+from assistant.text import CHAR_PREFIX, bm25_tokens, pos_tags, search_terms, to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -185,21 +185,32 @@ class MentionFinder:
         return [w for w in words if w not in phrase and phrase not in w and sum(w in u.text for u in self.units) < common]
 
 
-# Words for what has been done, and for what comes next ("过去有什么成绩，今后…", "之前建成了吗？以后…").
-_DONE = r"过去|以往|此前|之前|已经|成绩|成效|成就|取得|做了多少"
+# Words for what has been done, then for what comes next ("…这几年有什么成效，接下来…"). "之前" after a date
+# ("2025年之前") points forward; "取得" can too ("要取得哪些突破"), so it is not one.
+_DONE = r"过去|以往|此前|(?<![\d年月日底])之前|已经|成绩|成效|成就|进展|做了(?:多少|什么|哪些)|做成了?"
 _NEXT = r"今后|以后|接下来|下一步|将来|未来|打算|还要|还会"
+_DONE_THEN_NEXT = re.compile(rf"(?:{_DONE}).*?(?:{_NEXT})")
+_CUES = re.compile(rf"{_DONE}|{_NEXT}")
+
+
+def asks_done_then_next(question: str) -> bool:
+    """The question asks what was done before it asks what comes next. The periods' names are no cue:
+    "“十三五”和“十四五”有什么不同" asks about a change, not about results."""
+    return bool(_DONE_THEN_NEXT.search(to_simplified(question)))
 
 
 class ReviewFinder:
-    """For a question about what has been achieved and what comes next ("…过去有什么成绩，今后还要怎么做？",
-    "“十三五”做了多少，“十四五”又打算怎么改？"), the sentence of the plan's review of the previous period that
-    names the question's topic: the review reports the results, the topic's own article the plans, and the
-    review's one sentence about a topic is rarely what the question's words retrieve first.
+    """For a question about what has been achieved and what comes next ("垃圾分类这几年做了什么，以后怎么推进？"),
+    a sentence of the plan's review of the previous period that holds the question's topic: the review
+    reports the results, the topic's own article the plans, and the review's one sentence on a topic is
+    rarely what the question's words retrieve first.
 
-    The review is every unit that names a period before the plan's own (from the corpus). The topic is the
-    question's longest phrase that the plan uses (``MentionFinder.phrases``), shortened from its end until a
-    review sentence holds it ("老旧小区改造" → "老旧小区"), but not below ``min_chars`` and not to words that
-    frame any question (a quarter of the units use them) or say done or next; then the next longest."""
+    The review is every unit that names a period before the plan's own (from the corpus); the first of their
+    sentences, in plan order, that holds the topic is returned. The topic is the question's longest phrase
+    that the plan uses, once the words for done and next and the periods' names are taken out, shortened by
+    whole words from its end until a review sentence holds it ("老旧小区改造" → "老旧小区"); never to a verb
+    alone, to fewer than ``min_chars`` Chinese characters, or to words a quarter of the units use (they frame
+    any question)."""
 
     def __init__(
         self, units: list[Unit], previous_periods: Sequence[str], own_periods: Sequence[str], *, min_chars: int = 2
@@ -209,33 +220,34 @@ class ReviewFinder:
         self.units = units
         self.review = [u for u in units if any(p in u.text for p in previous_periods)]
         self.periods = [*previous_periods, *own_periods]
-        # Not the periods' names: "从“十三五”到“十四五”…转向什么" asks about the change, not the results.
-        self._asks = re.compile(rf"(?:{_DONE}).*?(?:{_NEXT})")
-        self._cue = re.compile(rf"{_DONE}|{_NEXT}")
+        # Its own phrase finder: a topic can be two characters ("空气"); a mention is looked up by longer ones.
         self.phrases = MentionFinder(units, min_chars=min_chars)
         self.min_chars = min_chars
 
-    def asks(self, question: str) -> bool:
-        """The question asks what was done before it asks what comes next."""
-        return bool(self._asks.search(to_simplified(question)))
-
     def run(self, question: str) -> Sentence | None:
-        if not self.review or not self.asks(question):
+        question = to_simplified(question)
+        if not self.review or not asks_done_then_next(question):
             return None
-        topic = to_simplified(question)
-        for period in self.periods:  # the periods frame the question; they are not its topic
+        topic = _CUES.sub(" ", question)
+        for period in self.periods:
             topic = topic.replace(period, " ")
         for phrase in sorted(self.phrases.phrases(topic), key=len, reverse=True):  # the most specific first
-            for size in range(len(phrase), self.min_chars - 1, -1):
-                head = phrase[:size]
-                if self._cue.search(head) or self._common(head):
+            words = pos_tags(phrase)
+            for end in range(len(words), 0, -1):
+                head = "".join(w for w, _ in words[:end])
+                if _han(head) < self.min_chars or self._common(head):
                     break
-                for unit in self.review:
-                    for sentence in unit.sentences:
-                        if head in sentence.text:
-                            return sentence
+                if end == 1 and words[0][1].startswith("v") and words[0][1] != "vn":
+                    break  # a verb alone ("建成", "扩建") names no topic
+                found = next((s for u in self.review for s in u.sentences if head in s.text), None)
+                if found is not None:
+                    return found
         return None
 
     def _common(self, words: str) -> bool:
-        """Words a quarter of the plan's units use ("瑶海", "发展", "服务") frame a question; they name no topic."""
+        """Words a quarter of the plan's units use (its region's name, "发展", "服务") frame a question."""
         return sum(words in u.text for u in self.units) >= len(self.units) / 4
+
+
+def _han(text: str) -> int:
+    return sum("\u4e00" <= c <= "\u9fff" for c in text)

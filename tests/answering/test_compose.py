@@ -14,8 +14,8 @@ from assistant.answering.compose import (
     finish_cut_sentence,
     grounded,
     harmless,
-    run_on,
     specifics,
+    with_what_it_heads,
 )
 from assistant.answering.evidence import SentenceScorer
 from assistant.answering.pipeline import Assistant
@@ -239,12 +239,12 @@ def test_a_run_in_heading_is_quoted_with_the_sentence_it_heads() -> None:
     unit = doc.article(20)
     assert unit is not None
     heading = next(s for s in unit.sentences if s.text == "做实系统。")
-    quoted = run_on(heading)
+    quoted = with_what_it_heads(heading)
     assert quoted.text.startswith("做实系统。") and len(quoted.text) > len(heading.text)
     assert doc.source[quoted.start : quoted.end] == quoted.text  # still the plan's exact words
     whole = max(unit.sentences, key=lambda s: len(s.text))
-    assert run_on(whole) is whole
+    assert with_what_it_heads(whole) is whole
     last = unit.sentences[-1]
     tail = Sentence(unit, last.end - 5, last.end, doc.source[last.end - 5 : last.end])
     assert not any(mark in tail.text for mark in "，,、：:")
-    assert run_on(tail) is tail  # nothing in its unit follows it
+    assert with_what_it_heads(tail) is tail  # nothing in its unit follows it

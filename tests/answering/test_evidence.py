@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import assistant.files as files_mod
-from assistant.answering.evidence import MentionFinder, ReviewFinder, SentenceScorer
+from assistant.answering.evidence import MentionFinder, ReviewFinder, SentenceScorer, asks_done_then_next
 from assistant.ingest.corpus import load_corpus
 from assistant.models import Document, Hit
 
@@ -176,14 +176,15 @@ def test_the_review_is_the_units_that_name_the_period_before_the_plan(doc: Docum
     ("question", "holds"),
     [
         ("路网方面过去取得了什么成绩，接下来还要怎么完善？", "路网体系基本成型"),
-        ("土壤修复这件事之前做得怎么样，以后打算怎么推进？", "土壤修复工作有序推进"),
-        # the topic shortened until the review holds it ("综治中心建设" → "综治中心")
+        ("市民中心这些年有什么进展，以后还会怎么用？", "市民中心建成开放"),
+        # the topic shortened by whole words until the review holds it ("综治中心建设" → "综治中心")
         ("綜治中心建設過去有什麼成效？今後還要怎麼做？", "综治中心建成运营"),
     ],
 )
 def test_a_question_about_results_and_next_steps_finds_the_review_of_its_topic(
     review: ReviewFinder, question: str, holds: str
 ) -> None:
+    assert asks_done_then_next(question)
     found = review.run(question)
     assert found is not None and holds in found.text
     assert found.unit in review.review
@@ -193,16 +194,24 @@ def test_a_question_about_results_and_next_steps_finds_the_review_of_its_topic(
     "question",
     [
         "规划对路网建设有什么安排？",  # asks only what comes next
-        "以后路网会怎么完善？以前的路太窄了。",  # no results asked for before the next steps
-        "从“十三五”到“十四五”，发展阶段有什么变化？",  # the periods frame a change, not results
-        "过去五年有什么成绩，今后打算怎么干？",  # no topic the review names… but the review is the answer
+        "以后路网会怎么完善？之前已经修了很多路。",  # the next steps first: not a question about results
+        "“十三五”和“十四五”的发展阶段有什么不同？",  # the periods' names frame a change; they are no cue
+        "2025年之前还要新建几所学校？",  # "之前" after a date points forward
+        "科技创新要取得哪些突破，未来怎么推进？",  # "取得" can point forward too
     ],
 )
-def test_only_a_question_about_results_then_next_steps_of_a_topic_is_sent_to_the_review(
+def test_a_question_that_does_not_ask_for_results_then_next_steps_is_not_sent_to_the_review(
     review: ReviewFinder, question: str
 ) -> None:
-    found = review.run(question)
-    if question.startswith("过去五年"):
-        assert found is None or found.unit in review.review
-    else:
-        assert found is None
+    assert not asks_done_then_next(question)
+    assert review.run(question) is None
+
+
+def test_a_verb_alone_is_no_topic(review: ReviewFinder) -> None:
+    # asks for results, then next steps; but "建成" is only a verb, and the review names no school
+    assert asks_done_then_next("已经建成的学校还会扩建吗？")
+    assert review.run("已经建成的学校还会扩建吗？") is None
+
+
+def test_a_plan_without_a_previous_period_has_no_review(doc: Document) -> None:
+    assert ReviewFinder(doc.units, (), doc.meta.periods).run("路网方面过去取得了什么成绩，接下来还要怎么完善？") is None

@@ -138,6 +138,7 @@ class TestAnswerability:
             ("请问肥东县十四五期间重点发展哪些产业？", "other_place"),
             ("小区门口的垃圾一直没人清，应该打哪个电话反映？", "contact"),
             ("邻居装修太吵了，去哪投诉比较管用？", "contact"),
+            ("物业不作为，应该向谁投诉？", "contact"),
             ("区图书馆的联系方式是什么？", "contact"),
             ("Which department should I call about a broken streetlight?", "contact"),
             ("Who do I contact about a blocked drain on my street?", "contact"),
@@ -172,10 +173,18 @@ class TestAnswerability:
         Telephone words in a question about the plan's measures ask for no contact."""
         assert "12345" in judge.plan_text
         hit = _hit(0.9, 1)
-        assert judge.run("遇到噪音扰民该打哪个热线？", [hit], hit.unit.sentences).reason == "contact"
-        listed = _hit(0.9, 38, "群众可拨打12345热线反映噪音扰民问题。")
-        assert judge.run("遇到噪音扰民该打哪个热线？", [listed], listed.unit.sentences).answerable
-        for measures in ("老是接到诈骗电话，区里对电信诈骗有什么措施？", "信用信息怎么接入各部门的办事系统？", "规划里对信访工作有什么安排？"):
+        assert judge.run("夜里工地施工太吵，该打哪个热线？", [hit], hit.unit.sentences).reason == "contact"
+        listed = _hit(0.9, 38, "夜间施工扰民可拨打12345热线反映。")
+        assert judge.run("夜里工地施工太吵，该打哪个热线？", [listed], listed.unit.sentences).answerable
+        for measures in (
+            "老是接到诈骗电话，区里对电信诈骗有什么措施？",
+            "信用信息怎么接入各部门的办事系统？",
+            "规划里对信访工作有什么安排？",
+            "规划里怎么畅通群众投诉渠道？",
+            "规划对举报电话有什么要求？",
+            "干部怎么联系群众？",
+            "小区治理这件事找谁牵头？",  # who is in charge, not a line to call
+        ):
             assert judge.answer_type(measures) is None, measures
 
     def test_asking_what_help_there_is_is_not_an_individual_case(self, judge: AnswerabilityJudge) -> None:

@@ -321,3 +321,19 @@ def test_unparseable_text_raises_corpus_error(text: str, message: str) -> None:
 def test_parser_config_is_validated(kwargs: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         PlanParser(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("title", "short_title", "periods", "previous"),
+    [
+        (TITLE, "", ("十四五",), ("十三五",)),
+        ("某区国民经济和社会发展规划建议", "某区“十五”规划", ("十五",), ("九五",)),  # the tenth, after the ninth
+        ("某区国民经济和社会发展规划建议", "某区“十二五”时期规划", ("十二五",), ("十一五",)),
+        ("某区国民经济和社会发展规划建议", "", (), ()),  # no period named: no review to look for
+    ],
+)
+def test_a_plans_periods_come_from_its_titles(
+    title: str, short_title: str, periods: tuple[str, ...], previous: tuple[str, ...]
+) -> None:
+    meta = DocumentMeta("d", title, "i", "2020-01-01", "2020-01-01", "s", "f.txt", short_title=short_title)
+    assert meta.periods == periods and meta.previous_periods == previous
