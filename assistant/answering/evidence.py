@@ -18,7 +18,7 @@ import numpy as np
 from assistant.models import Hit, Sentence, Unit
 from assistant.retrieval.embedders import Embedder
 from assistant.retrieval.sentences import SentenceIndex
-from assistant.text import CHAR_PREFIX, bm25_tokens, pos_tags, search_terms, to_simplified
+from assistant.text import CHAR_PREFIX, bm25_tokens, is_han, pos_tags, search_terms, to_simplified
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ class ReviewFinder:
             words = pos_tags(phrase)
             for end in range(len(words), 0, -1):
                 head = "".join(w for w, _ in words[:end])
-                if _han(head) < self.min_chars or self._common(head):
+                if sum(map(is_han, head)) < self.min_chars or self._common(head):
                     break
                 if end == 1 and words[0][1].startswith("v") and words[0][1] != "vn":
                     break  # a verb alone ("建成", "扩建") names no topic
@@ -247,7 +247,3 @@ class ReviewFinder:
     def _common(self, words: str) -> bool:
         """Words a quarter of the plan's units use (its region's name, "发展", "服务") frame a question."""
         return sum(words in u.text for u in self.units) >= len(self.units) / 4
-
-
-def _han(text: str) -> int:
-    return sum("\u4e00" <= c <= "\u9fff" for c in text)
