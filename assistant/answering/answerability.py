@@ -325,6 +325,9 @@ class AnswerabilityJudge:
         return bool(pairs) and sum(p in names for p in pairs) / len(pairs) >= 0.5
 
     def _strong(self, hit: Hit) -> bool:
+        # An article the question names by number ("第7条讲什么？") is the answer whatever words it shares.
+        if hit.named:
+            return True
         dense_ok = hit.dense_score is not None and hit.dense_score >= self.min_dense
         bm25_ok = hit.bm25_score is not None and hit.bm25_score >= self.min_bm25
         return dense_ok or bm25_ok

@@ -194,8 +194,8 @@ _CUES = re.compile(rf"{_DONE}|{_NEXT}")
 
 
 def asks_done_then_next(question: str) -> bool:
-    """The question asks what was done before it asks what comes next. The periods' names are no cue:
-    "“十三五”和“十四五”有什么不同" asks about a change, not about results."""
+    """The question asks what was done before it asks what comes next, in words (a question that names the
+    periods is ``ReviewFinder.names_then_and_now``'s)."""
     return bool(_DONE_THEN_NEXT.search(to_simplified(question)))
 
 
@@ -219,6 +219,8 @@ class ReviewFinder:
             raise ValueError(f"min_chars must be >= 2, got {min_chars}")
         self.units = units
         self.review = [u for u in units if any(p in u.text for p in previous_periods)]
+        self.previous_periods = list(previous_periods)
+        self.own_periods = list(own_periods)
         self.periods = [*previous_periods, *own_periods]
         # Its own phrase finder: a topic can be two characters ("空气"); a mention is looked up by longer ones.
         self.phrases = MentionFinder(units, min_chars=min_chars)
@@ -226,7 +228,7 @@ class ReviewFinder:
 
     def run(self, question: str) -> Sentence | None:
         question = to_simplified(question)
-        if not self.review or not asks_done_then_next(question):
+        if not self.review or not (asks_done_then_next(question) or self.names_then_and_now(question)):
             return None
         topic = _CUES.sub(" ", question)
         for period in self.periods:
@@ -243,6 +245,14 @@ class ReviewFinder:
                 if found is not None:
                     return found
         return None
+
+    def names_then_and_now(self, question: str) -> bool:
+        """The question names the period before the plan's, then the plan's own, and has a word for what was
+        done or what comes next ("市民中心“十三五”时有什么进展？“十四五”又有什么计划？"): it asks for the
+        results and for the plans. The periods alone frame a change ("…有什么不同"), not results."""
+        then = [question.find(p) for p in self.previous_periods if p in question]
+        now = [question.rfind(p) for p in self.own_periods if p in question]
+        return bool(then and now) and min(then) < max(now) and bool(_CUES.search(question))
 
     def _common(self, words: str) -> bool:
         """Words a quarter of the plan's units use (its region's name, "发展", "服务") frame a question."""

@@ -195,7 +195,7 @@ def test_a_question_about_results_and_next_steps_finds_the_review_of_its_topic(
     [
         "规划对路网建设有什么安排？",  # asks only what comes next
         "以后路网会怎么完善？之前已经修了很多路。",  # the next steps first: not a question about results
-        "“十三五”和“十四五”的发展阶段有什么不同？",  # the periods' names frame a change; they are no cue
+        "“十三五”和“十四五”的发展阶段有什么不同？",  # the periods' names alone frame a change
         "2025年之前还要新建几所学校？",  # "之前" after a date points forward
         "科技创新要取得哪些突破，未来怎么推进？",  # "取得" can point forward too
     ],
@@ -205,6 +205,15 @@ def test_a_question_that_does_not_ask_for_results_then_next_steps_is_not_sent_to
 ) -> None:
     assert not asks_done_then_next(question)
     assert review.run(question) is None
+
+
+def test_a_question_naming_the_previous_period_then_the_plans_asks_for_both(review: ReviewFinder) -> None:
+    """No word for "next" ("计划" is not one), but "十三五 … 十四五" with a word for what was done asks for both."""
+    question = "市民中心“十三五”时有什么进展？“十四五”又有什么计划？"
+    assert not asks_done_then_next(question) and review.names_then_and_now(question)
+    found = review.run(question)
+    assert found is not None and "市民中心" in found.text and found.unit in review.review
+    assert not review.names_then_and_now("市民中心“十四五”有什么计划？“十三五”时有什么进展？")  # plans first
 
 
 def test_a_verb_alone_is_no_topic(review: ReviewFinder) -> None:

@@ -283,6 +283,13 @@ class TestAnswerability:
         v = judge.run("火星移民计划", [_hit(0.70, 0.5)])
         assert not v.answerable and v.reason == "weak_evidence" and v.closest is None
 
+    def test_an_article_named_by_number_is_evidence_whatever_words_it_shares(self, judge: AnswerabilityJudge) -> None:
+        """"第7条讲什么？" shares no words with article 7: the retriever ranks it first only because it is named."""
+        named = _hit(None, None)
+        named.named = True
+        assert judge.run("规划第19条讲的是什么内容？", [named]).answerable
+        assert not judge.run("规划讲的是什么内容？", [_hit(None, None)]).answerable
+
     def test_everyday_how_question_is_not_a_procedure(self, judge: AnswerabilityJudge) -> None:
         assert judge.answer_type("孩子上学难怎么办") is None
         assert judge.answer_type("以后回老家了交的钱怎么办？") is None
