@@ -221,7 +221,6 @@ class ReviewFinder:
         self.review = [u for u in units if any(p in u.text for p in previous_periods)]
         self.previous_periods = list(previous_periods)
         self.own_periods = list(own_periods)
-        self.periods = [*previous_periods, *own_periods]
         # Its own phrase finder: a topic can be two characters ("空气"); a mention is looked up by longer ones.
         self.phrases = MentionFinder(units, min_chars=min_chars)
         self.min_chars = min_chars
@@ -231,7 +230,7 @@ class ReviewFinder:
         if not self.review or not (asks_done_then_next(question) or self.names_then_and_now(question)):
             return None
         topic = _CUES.sub(" ", question)
-        for period in self.periods:
+        for period in (*self.previous_periods, *self.own_periods):
             topic = topic.replace(period, " ")
         for phrase in sorted(self.phrases.phrases(topic), key=len, reverse=True):  # the most specific first
             words = pos_tags(phrase)
@@ -250,9 +249,9 @@ class ReviewFinder:
         """The question names the period before the plan's, then the plan's own, and has a word for what was
         done or what comes next ("市民中心“十三五”时有什么进展？“十四五”又有什么计划？"): it asks for the
         results and for the plans. The periods alone frame a change ("…有什么不同"), not results."""
-        then = [question.find(p) for p in self.previous_periods if p in question]
-        now = [question.rfind(p) for p in self.own_periods if p in question]
-        return bool(then and now) and min(then) < max(now) and bool(_CUES.search(question))
+        then = min((question.find(p) for p in self.previous_periods if p in question), default=-1)
+        now = max((question.rfind(p) for p in self.own_periods if p in question), default=-1)
+        return 0 <= then < now and bool(_CUES.search(question))
 
     def _common(self, words: str) -> bool:
         """Words a quarter of the plan's units use (its region's name, "发展", "服务") frame a question."""
