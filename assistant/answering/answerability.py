@@ -38,7 +38,8 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"(\d+|[一二三四五六七八九十两百千万]+)\s*(个|所|家|座|条|处|套|辆|台|张|户|名|位|公里|平方米|亩|万)",
     ),
     "hours": (
-        r"几点|开放时间|营业时间|办公时间|上班时间|开门时间|what\s+time|opening\s+hours",
+        # a time of day named in passing ("只能上班时间去") asks for none: the noun must be asked about
+        r"几点|(开放|营业|办公|上班|开门)时间(是|为)?(几点|什么|多少|怎么|呢|吗|[？?])|what\s+time|opening\s+hours",
         r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*点",
     ),
     "schedule": (
@@ -110,6 +111,15 @@ _NAMED = (
     r"[\u4e00-\u9fff]{0,6}(?:[0-9一二三四五六七八九十]|第|实验|附属|人民|中医|妇幼|市|区|县|省|路|街)"
     rf"(?!{_CATEGORY})[\u4e00-\u9fff]{{0,4}}"
 )
+
+
+# After a word of worry or supposition a question word is indefinite: "担心哪天出事故" fears some day, and
+# "万一哪天发大水" supposes one; neither asks for a date.
+_INDEFINITE_BEFORE = re.compile(r"(万一|担心|怕|要是|如果|假如|哪怕|不管|无论|说不定|总有)\S{0,2}$")
+
+
+def _asks(pattern: re.Pattern[str], question: str) -> bool:
+    return any(not _INDEFINITE_BEFORE.search(question[: m.start()]) for m in pattern.finditer(question))
 
 
 def site_evidence(question: str) -> str:
@@ -257,7 +267,7 @@ class AnswerabilityJudge:
 
     def answer_types(self, question: str) -> list[str]:
         """Every kind of thing the question asks for ("哪条线…什么时候开通": a route and a date)."""
-        return [key for key, (asks, _) in self._types.items() if asks.search(question)]
+        return [key for key, (asks, _) in self._types.items() if _asks(asks, question)]
 
     def evidence_pattern(self, wanted: str, question: str) -> str:
         return site_evidence(question) if wanted == "site" else self._types[wanted][1].pattern
@@ -411,8 +421,21 @@ def _owning_areas(question: str) -> list[str]:
     return [
         w
         for i, (w, flag) in enumerate(words)
-        if flag == "ns" and w.endswith(_AREA_END) and (i == 0 or (i + 1 < len(words) and words[i + 1][0] == "的"))
+        if _is_area_name(w, flag) and (i == 0 or (i + 1 < len(words) and words[i + 1][0] == "的"))
     ]
+
+
+# jieba's tags for proper nouns: a place, a person's name (which many district names look like), other names
+_PROPER_TAGS = ("ns", "nr", "nz", "nt")
+
+
+def _is_area_name(word: str, flag: str) -> bool:
+    """An administrative area by name ("肥东县"): jieba tags it a place, and its name without the level
+    is a proper noun too. jieba also tags common words that end like one as places ("城市", "上市",
+    "老城区": the plan's own old town), whose rest is a common word ("城", "上", "老城")."""
+    if flag != "ns" or not word.endswith(_AREA_END):
+        return False
+    return pos_tags(word[:-1])[0][1].startswith(_PROPER_TAGS)
 
 
 def _abbreviations(name: str, shortest: int = 3) -> set[str]:

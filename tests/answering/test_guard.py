@@ -160,6 +160,10 @@ class TestAnswerability:
         assert "肥东县" in judge.plan_text
         assert judge.unknown_to_plan("瑶海区和肥东县等东部地区怎么分工协作？") is None
         assert judge.unknown_to_plan("合肥市的东部新中心怎么建？") is None
+        # jieba tags common words that end like an area as places: they are not another area's affairs
+        for own in ("城市的绿化以后怎么搞？", "上市的企业区里有什么奖励？", "老城区的小巷子以后会改造吗？"):
+            assert judge.unknown_to_plan(own) is None, own
+        assert judge.unknown_to_plan("安徽省的十四五GDP目标是多少？") == "other_place"  # named by the plan too
         # a floor is not a place ("六楼的父母"); a city that starts with a numeral still is
         assert judge.unknown_to_plan("我们的老楼六楼的父母爬楼梯困难，区里有没有帮助老楼的计划？") is None
         assert "六安" not in judge.plan_text and judge.unknown_to_plan("六安的十四五规划重点是什么？") == "other_place"
@@ -167,6 +171,20 @@ class TestAnswerability:
         addressed = _hit(0.9, 12, "区政务服务中心位于长江东路1号。")
         assert judge.run("区政务服务中心的地址是哪里？", [addressed], addressed.unit.sentences).answerable
         assert judge.unknown_to_plan("上海的亲戚想来这边养老，区里支持吗？") is None  # a place the plan names
+
+    def test_a_question_word_in_a_worry_or_a_time_named_in_passing_asks_for_nothing(self, judge: AnswerabilityJudge) -> None:
+        """After a word of worry or supposition "哪天" means "some day"; "上班时间" in the story of a
+        question is not asked about. The same words asked outright still want a date or the hours."""
+        for story in (
+            "楼下有家化工仓库，我总怕哪天会着火，区里会不会加强检查？",
+            "要是哪天停水停电了，社区有没有应急的安排？",
+            "社区医院只在上班时间开，我们上班族看病很难，以后能不能方便一些？",
+            "Whenever I visit the library after work it is closed; will reading rooms open longer?",
+        ):
+            assert judge.answer_types(story) == [], story
+        assert judge.answer_types("新的社区医院哪天开业？") == ["schedule"]
+        assert judge.answer_types("政务服务中心上班时间是几点？") == ["hours"]
+        assert judge.answer_types("区图书馆的开放时间是什么？") == ["hours"]
 
     def test_a_plan_that_lists_no_phone_numbers_answers_no_contact_question(self, judge: AnswerabilityJudge) -> None:
         """The plan's "12345" names a strategy, not a line to call; a number that is one would answer.
