@@ -28,7 +28,7 @@ from assistant.text import pos_tags, referenced_articles, to_simplified
 _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     # reason: (the question asks for …, the evidence holds …)
     "amount": (
-        r"多少(钱|元|美元|块)|几块钱|(费|价格|房价|利率|利息|工资|租金|补贴|补助|标准).{0,6}(多少|几|怎么算)|多少分|分数线"
+        r"多少(钱|元|美元|块)|几块钱|(费|价格|房价|利率|利息|工资|租金|补贴|补助|标准).{0,6}(多少|几|怎么算|怎么收)|多少分|分数线"
         r"|(交|缴|付|花|掏|贷|借)多少"
         r"|每(个)?月.{0,8}多少|how\s+much|what\s+(is\s+the\s+)?(cost|price|fee)",
         r"\d[\d,.]*\s*(万|亿)?元|\d+(\.\d+)?\s*%",

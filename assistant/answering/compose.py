@@ -25,6 +25,7 @@ from assistant.text import (
     to_simplified,
     to_traditional,
     without_article_references,
+    written_amounts,
     written_numbers,
 )
 
@@ -162,9 +163,15 @@ def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
     plan gives no such figure. A figure the plan writes in Chinese numerals counts as shown in digits
     ("二〇三五" → 2035, "千亿" → 1000), a part of a shown number counts as shown ("1335" holds "13"), and an
     article number ("第23条", "Articles 19 and 36") is a reference, not a figure."""
-    seen = written_numbers(" ".join([query.question, query.standalone, *(h.unit.text for h in prompt_hits(hits))]))
-    stated = written_numbers(without_article_references(clean_generated(draft)), chinese=False)
-    return sorted(n for n in stated if not any(n in shown for shown in seen))
+    shown_text = " ".join([query.question, query.standalone, *(h.unit.text for h in prompt_hits(hits))])
+    seen = written_numbers(shown_text)
+    draft = without_article_references(clean_generated(draft))
+    stated = written_numbers(draft, chinese=False)
+    made_up = {n for n in stated if not any(n in shown for shown in seen)}
+    # an amount is shown only with its magnitude: "10亿" is not the "十" of "十四五" (nor part of "2010")
+    amounts = set(written_amounts(shown_text).values())
+    made_up |= {figure for figure, value in written_amounts(draft).items() if value not in amounts}
+    return sorted(made_up)
 
 
 # Shown with a fallback answer; evaluation scripts find such answers by it.

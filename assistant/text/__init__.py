@@ -6,6 +6,7 @@ from assistant.text.numerals import (
     chinese_to_int,
     referenced_articles,
     without_article_references,
+    written_amounts,
     written_numbers,
 )
 from assistant.text.script import Language, detect_language, is_han, to_simplified, to_traditional
@@ -49,5 +50,6 @@ __all__ = [
     "to_traditional",
     "validate_question",
     "without_article_references",
+    "written_amounts",
     "written_numbers",
 ]

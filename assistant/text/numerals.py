@@ -88,3 +88,20 @@ def written_numbers(text: str, *, chinese: bool = True, max_run: int = 6) -> set
                 if value is not None:
                     found.add(str(value))
     return found
+
+
+# A figure with its magnitude: "10亿", "3.5万", "千亿", "二十万".
+_AMOUNT = re.compile(rf"(\d+(?:\.\d+)?|[{''.join(_VALUES)}十百千]+)\s*(万|亿)")
+
+
+def written_amounts(text: str) -> dict[str, float]:
+    """The figures ``text`` writes with a magnitude (万, 亿), each by its value: "10亿" and "十亿" are the
+    same amount, and "10亿" is not the "10" of "十四五". A part of such a figure is not one."""
+    text = unicodedata.normalize("NFKC", text)
+    found: dict[str, float] = {}
+    for m in _AMOUNT.finditer(text):
+        figure, magnitude = m.group(1), m.group(2)
+        value = float(figure) if figure[0].isdigit() else chinese_to_int(figure)
+        if value is not None:
+            found[m.group(0)] = round(value * _UNITS[magnitude], 2)
+    return found

@@ -155,7 +155,12 @@ def test_numbers_in_a_draft_are_invented_only_when_neither_asked_nor_shown() -> 
     assert invented_numbers("2020年以前已经建成。", query, shown) == []  # asked (in full-width digits)
     assert invented_numbers("到2035年基本实现现代化。", query, shown) == []  # shown as 二〇三五
     assert invented_numbers("规划第23、24条和Articles 40 and 41都提到了。", query, shown) == []  # references
-    assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, shown) == ["10.5", "24"]
+    assert invented_numbers("一个年级有24个班，每年投入10.5亿元。", query, shown) == ["10.5", "10.5亿", "24"]
+    # an amount counts as shown only with its magnitude: "10" is a part of a shown figure, "10亿" is not
+    period = Query("“十四五”期间进出口额是多少？", "“十四五”期间进出口额是多少？", "zh-Hans", "resident")
+    assert invented_numbers("一年有10个项目。", period, shown) == []  # 十 of 十四五
+    assert invented_numbers("一年进出口额为10亿美元。", period, shown) == ["10亿"]
+    assert invented_numbers("一年进出口额为十亿美元。", period, shown) == ["十亿"]
     assert invented_numbers("到2035年基本实现现代化。", query, shown[:1]) == ["2035"]  # not shown: made up
 
 

@@ -127,6 +127,7 @@ class TestAnswerability:
             ("Can I apply for a place at the public kindergarten for my son?", "personal"),
             ("信访局局长是哪位？", "person"),
             ("公办幼儿园一学期保育费大概要交多少？", "amount"),
+            ("新建的便民停车场停车费怎么收？", "amount"),
             ("社区服务中心的地址在哪里？坐几路公交能到？", "address"),
             ("Where exactly is the district cultural centre located?", "address"),
             ("小区改造具体什么时候进场施工？", "schedule"),

@@ -62,10 +62,10 @@ def test_generated_sentences_are_verified_and_fabrications_dropped(index_dir: Pa
 
 
 def test_model_output_that_verifies_nothing_falls_back_to_quotes(index_dir: Path) -> None:
-    gen = ScriptedGenerator("根据第四十四条，每户老人可领取五万元养老金。")
+    gen = ScriptedGenerator("根据第四十四条，每户老人都能按月领到养老金。")
     answer = make(index_dir, gen).ask(ELDERLY)
     assert answer.backend == "extractive" and answer.warnings
-    assert "五万元" not in answer.text
+    assert "领到养老金" not in answer.text
     assert 19 in {c.article for c in answer.citations}
 
 
@@ -84,7 +84,7 @@ class DoubtfulGenerator(ScriptedGenerator):
 
 @pytest.mark.parametrize(("logprob", "declined"), [(-1.0, True), (-12.0, False)])
 def test_unverifiable_draft_is_silence_only_when_the_model_doubted(index_dir: Path, logprob: float, declined: bool) -> None:
-    gen = DoubtfulGenerator("根据第四十四条，每户老人可领取五万元养老金。", logprob)
+    gen = DoubtfulGenerator("根据第四十四条，每户老人都能按月领到养老金。", logprob)
     answer = make(index_dir, gen).ask(ELDERLY)
     assert gen.scored and gen.scored[0] == (gen.calls[-1], "规划未提及")  # the very prompt that wrote the draft
     assert answer.abstained is declined
@@ -92,6 +92,14 @@ def test_unverifiable_draft_is_silence_only_when_the_model_doubted(index_dir: Pa
         assert answer.reason == "weak_evidence" and "12345" in answer.text
     else:
         assert answer.warnings and 19 in {c.article for c in answer.citations}
+
+
+def test_an_unverifiable_draft_with_a_made_up_amount_is_silence(index_dir: Path) -> None:
+    """An amount the text shown to the model never gives, even in Chinese numerals, was made up: the plan
+    does not hold the answer, whatever the model's odds (which need not be read)."""
+    gen = DoubtfulGenerator("根据第四十四条，每户老人可领取五万元养老金。", -12.0)
+    answer = make(index_dir, gen).ask(ELDERLY)
+    assert answer.abstained and answer.reason == "weak_evidence" and not gen.scored
 
 
 def test_a_verified_draft_never_asks_for_the_models_doubt(index_dir: Path) -> None:
