@@ -29,7 +29,7 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     # reason: (the question asks for …, the evidence holds …)
     "amount": (
         r"多少(钱|元|美元|块)|几块钱|(费|价格|房价|利率|利息|工资|租金|补贴|补助|标准).{0,6}(多少|几|怎么算|怎么收)|多少分|分数线"
-        r"|(交|缴|付|花|掏|贷|借)多少"
+        r"|(交|缴|付|花|掏|贷|借)多少|(怎么|如何|怎样)收费|收费标准"
         r"|每(个)?月.{0,8}多少|how\s+much|what\s+(is\s+the\s+)?(cost|price|fee)",
         r"\d[\d,.]*\s*(万|亿)?元|\d+(\.\d+)?\s*%",
     ),
@@ -43,18 +43,20 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*点",
     ),
     "schedule": (
-        r"哪一?年|哪天|几号|几月|具体(什么)?时间|开通时间|时间表|(什么时候|何时)(开通|通车|完工|建成|竣工|开工|开始招生)"
+        r"哪一?年|哪一?天|几号|几月|具体(什么)?时间|开通时间|时间表"
+        r"|(什么时候|何时|啥时候|啥时)(能|才能|可以|会)?(开通|通车|完工|建成|竣工|开工|开始招生|开业|开园|对外开放|开放)"
         r"|具体(是)?(什么时候|何时|啥时候)"
         r"|what\s+year|what\s+date",
         r"(19|20)\d\d\s*年|二〇[一二三]\S年|\d+\s*月",
     ),
-    "person": (r"是谁|(是|系)边个|哪位|叫什么名字|姓什么|谁(负责|分管|主管)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
+    "person": (r"是谁|(是|系)边个|哪位|叫什么名字|叫啥|姓什么|谁(负责|分管|主管)|who\s+(is|are)", r"(?!)"),  # the plan names no officials
     "address": (
-        r"地址|门牌|具体位置|坐几路|几路(公交|车)|where\s+(exactly\s+)?is\b.{0,60}\blocated|\baddress\b",
+        r"地址|门牌|具体位置|坐几路|几路(公交|车)|几楼|几层|哪一?层|哪栋|哪一?站(下|换乘|上)|在哪站|哪个出口|where\s+(exactly\s+)?is\b.{0,60}\blocated|\baddress\b",
         r"\d+\s*号(?!线)|位于|坐落",  # a street address; a plan names roads, not where an office sits
     ),
     "site": (
-        r"哪所|哪家|哪个(学校|小学|中学|幼儿园|医院|小区|公园|地方)|哪一?条(线|路|街|地铁|公交)"
+        r"哪所|哪家|哪个\S{0,4}(学校|小学|中学|幼儿园|医院|小区|公园|地方|中心|养老院)|哪一?条(线|路|街|地铁|公交)"
+        r"|哪(个|家|所)(更|最)(好|合适|靠谱)"
         r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
         r"(?!)",  # a proper name of the kind asked: site_evidence()
     ),
@@ -64,7 +66,8 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         # ("找谁 / 找哪个部门" alone asks who is in charge, which a plan's division of tasks can answer)
         r"(打|拨|找|问)(哪个|哪一个|什么|啥|几号)(热线|电话|号码)|(热线|电话|号码)(号码|是多少|多少|是几)"
         r"|联系(电话|方式)|(向|找|跟)(谁|哪个部门|哪个单位)(投诉|举报|反映)"
-        r"|(哪里|哪儿|哪)(投诉|举报|反映问题)"
+        r"|(哪里|哪儿|哪个\S{0,4}|哪)(投诉|举报|反映问题)|有没有\S{0,4}(热线|电话)[？?]"
+        r"|电话(号码)?(能|可以)?(给|告诉)|(怎么|如何)联系(他|她|他们|对方)?[？?]"
         r"|(投诉|举报)(电话|热线)(是|号码|多少)"
         r"|\b(phone|telephone|hotline|contact)\s+(number|details)\b|\bwho\s+(do|should|can)\s+i\s+(call|contact|complain\s+to)\b"
         r"|\bwhich\s+(office|department|hotline|number)\s+(do|should|can)\s+i\b|\bwhere\s+(do|can|should)\s+i\s+(complain|report)\b",
@@ -73,6 +76,7 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
     "procedure": (
         r"(怎么|如何|怎样|去哪|到哪|哪里)(申请|办理|报名|申报|登记)|(去哪|到哪|哪里)(办|去办)|(准备|需要|提交)(哪些|什么)?材料"
         r"|(办理|申请)(流程|手续|条件|窗口|地点)|(需要|要|满足|符合)(什么|哪些)条件|网址"
+        r"|(需要|要)\S{0,2}(哪些|什么)材料|(办|要办|需要办)(哪些|什么)手续|流程(是什么|是啥)|(整个|具体)流程|找谁(报名|申请|办)"
         r"|how\s+(do|can|to)\s+(i\s+)?(apply|register)|\bwhere\s+(do|can|should)\s+i\s+(go\b.{0,30}\bto\s+)?(apply|register|renew)\b",
         r"(?!)",  # plans set directions; procedures live in implementing rules
     ),
@@ -86,6 +90,9 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"我(家|们家|孩子|爸|妈)?[^。？?]{0,24}(能不能|能否|可不可以|可以不可以|还能|能|可以|符合|够不够|有没有资格|算不算)"
         r"[^，。？?]{0,8}(申请|领|享受|落户|入学|报名|退休|拿到|补缴|办理|条件)[^，。？?]{0,10}(吗|么|不|没|\?|？)"
         r"|我.{0,6}哪年(可以)?退休"
+        # whether one's own home is in a scheme's scope, or one may do something without the local hukou
+        r"|我(家|们家)?[^。？?]{0,24}(是不是|算不算|在不在)[^，。？?]{0,10}(范围|名单)"
+        r"|(没有|不是|没)[^，。？?]{0,4}户口[^。？?]{0,20}(能|可以|能不能|可不可以)"
         # as in Chinese, an application or an entitlement of one's own: "Can I get help with a loan?" is a question
         # about what the plan offers
         r"|\b(can|could|may)\s+(i|we|my\s+\w+)\s+(still\s+)?(apply|enrol|enroll|register|qualify|claim|retire|receive)\b"
@@ -96,7 +103,7 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
 # "Which hospital…" is answered only by a named hospital: a named school does not answer it.
 _SITE_KINDS = {
     "school": (r"学校|小学|中学|学|幼儿园|school|kindergarten", r"学校|小学|中学|校区|幼儿园"),
-    "hospital": (r"医院|诊所|卫生|hospital|clinic", r"医院|卫生服务中心|卫生院|诊所"),
+    "hospital": (r"医院|诊所|卫生|hospital|clinic", r"医院|卫生服务中心|卫生院|诊所|(?<=[一二三四五六七八九十\d])院"),
     "park": (r"公园|广场|park", r"公园|广场"),
     "line": (r"线|路|街|地铁|公交|line|route|bus|metro|subway", r"\d+\s*号线|[\u4e00-\u9fff]{2,8}(路|街|大道)"),
 }
@@ -118,6 +125,9 @@ _NAMED = (
 _INDEFINITE_BEFORE = re.compile(r"(万一|担心|怕|要是|如果|假如|哪怕|不管|无论|说不定|总有)\S{0,2}$")
 
 
+_ABOUT_THE_PLAN = re.compile(r"规划(里|中|上)?(说|讲|写|提到|提出|有没有说)")
+
+
 def _asks(pattern: re.Pattern[str], question: str) -> bool:
     return any(not _INDEFINITE_BEFORE.search(question[: m.start()]) for m in pattern.finditer(question))
 
@@ -134,16 +144,22 @@ def site_evidence(question: str) -> str:
 # Day-level times that point at a day from now ("明天", "这周末"): a plan speaks in years, so such a question
 # asks for real-time information (counted only when the plan itself never uses the word). A bare "周末" is
 # any weekend, a habit ("周末社区会办活动吗"), not a date.
-_DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
-_NOW = r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
+_DAYS = re.compile(r"今天|明天|后天|今晚|明晚|今早|明早|本周|这周|下周|这个周末|这个星期|这个礼拜|下个星期|下个礼拜|这两天|这几天|最近几天|这个月|下个月|tomorrow|tonight|this\s+week(end)?|next\s+week", re.IGNORECASE)
+_NOW = (
+    r"(今年|去年|前年|目前|现在|最新|眼下|当前).{0,16}(数据|统计|一共有|总共有|有多少|实际完成|完成了多少|是多少)"
+    r"|(今年|去年|前年|上半年|上个?月)(?![\d一二三四五六七八九十]+岁).{0,16}(多少|增长了)"  # not one's age ("今年75岁")
+)
 # How much has actually been done so far ("实际新增了多少", "已经改造完成多少"): an outcome, which a plan,
 # written before it, cannot report, unless the question dates it before the plan ("十三五期间实际…").
 # What the plan says ("已经提到了几个…") is not an outcome.
-_REALIZED = re.compile(r"(实际(?!上)|至今|迄今|已经|到目前为止|到现在)(?:(?!提|写|说|讲|列)[^，,。？?]){0,12}(多少|几[个所家处条座项万亿])")
+_REALIZED = re.compile(r"(实际(?!上)|至今|迄今|已经|(到|截[至止])?目前为止|截[至止]目前|到现在(为止)?)[，,]?(?:(?!提|写|说|讲|列)[^，,。？?]){0,12}(多少|几[个所家处条座项万亿])")
 _YEAR = re.compile(r"((?:19|20)\d\d)\s*年")
-# The state of things right now, asked as "X不X" ("现在堵不堵车？"): real-time information, not a plan's.
+# The state of things right now, asked as "X不X" ("现在堵不堵车？") or "现在人多吗": real-time information, not a plan's.
 # A modal "能不能 / 会不会 / 是不是" asks what is possible or planned, not how things are now.
-_RIGHT_NOW = re.compile(r"(现在|此刻|这会儿|眼下|今天|当下)[^，,。？?！!]{0,8}?((?![能可会是要用该])[\u4e00-\u9fff])不\2")
+_RIGHT_NOW = re.compile(
+    r"(现在|此刻|这会儿|眼下|今天|当下)[^，,。？?！!]{0,8}?((?![能可会是要用该])[\u4e00-\u9fff])不\2"
+    r"|(现在|此刻|这会儿|眼下|当下)[^，,。？?！!]{0,6}?(人多|挤|堵|排队|开着|开门)(吗|么)"
+)
 # A place name: jieba's ``ns`` tag on a word that ends like a place, or a longer one (two-character tags are noisy).
 _PLACE_END = ("省", "市", "区", "县", "镇", "乡", "街道", "村", "路", "街", "大道", "公园", "广场")
 _TITLED = re.compile(r"《([^》]{2,30})》")
@@ -266,8 +282,10 @@ class AnswerabilityJudge:
         return asked[0] if asked else None
 
     def answer_types(self, question: str) -> list[str]:
-        """Every kind of thing the question asks for ("哪条线…什么时候开通": a route and a date)."""
-        return [key for key, (asks, _) in self._types.items() if _asks(asks, question)]
+        """Every kind of thing the question asks for ("哪条线…什么时候开通": a route and a date). Whether
+        one may apply, asked as what the plan says ("规划说能申请加装电梯吗"), is a question about the plan."""
+        asked = [key for key, (asks, _) in self._types.items() if _asks(asks, question)]
+        return [k for k in asked if not (k == "personal" and _ABOUT_THE_PLAN.search(question))]
 
     def evidence_pattern(self, wanted: str, question: str) -> str:
         return site_evidence(question) if wanted == "site" else self._types[wanted][1].pattern
@@ -296,8 +314,11 @@ class AnswerabilityJudge:
 
     def mentions_place(self, place: str) -> bool:
         """The plan names the place, in full or by its usual short form: a Chinese abbreviation keeps
-        some of the name's characters in order, the first among them ("长江三角洲" → "长三角")."""
-        return place in self.plan_text or any(self._uses_word(short) for short in _abbreviations(place))
+        some of the name's characters in order, the first among them ("长江三角洲" → "长三角"). jieba
+        sometimes glues a verb to a place ("回瑶海"): the place after it counts."""
+        if place in self.plan_text or any(self._uses_word(short) for short in _abbreviations(place)):
+            return True
+        return len(place) >= 3 and pos_tags(place[0])[0][1] in ("v", "p") and self.mentions_place(place[1:])
 
     def _uses_word(self, word: str) -> bool:
         """The plan writes ``word`` as a word of its own, not as characters of others ("合肥新兴…")."""
@@ -455,17 +476,25 @@ def _abbreviations(name: str, shortest: int = 3) -> set[str]:
 
 
 def _place_names(question: str) -> list[str]:
-    """Place names in the question (jieba's part-of-speech tag ``ns``), simplified."""
+    """Place names in the question (jieba's part-of-speech tag ``ns``), simplified; a place followed by the
+    kind of site it names is that site ("新桥" + "机场")."""
     words = pos_tags(question)
-    return [
-        w
-        for i, (w, flag) in enumerate(words)
+    names = []
+    for i, (w, flag) in enumerate(words):
+        following = words[i + 1] if i + 1 < len(words) else ("", "")
+        if flag != "ns" or _FLOOR.fullmatch(w):
+            continue
+        if following[0] in _SITES:
+            names.append(w + following[0])
         # a two-character one only as the owner of what is asked about ("杭州的…") or followed by a place
         # demonstrative ("芜湖那边…", "杭州这里…"): jieba also tags 上门 and 东西 as places
-        if flag == "ns"
-        and not _FLOOR.fullmatch(w)
-        and (len(w) >= 3 or w.endswith(_PLACE_END) or (i + 1 < len(words) and _owner_or_pointed(words[i + 1])))
-    ]
+        elif len(w) >= 3 or w.endswith(_PLACE_END) or _owner_or_pointed(following):
+            names.append(w)
+    return names
+
+
+# Kinds of site that a place name before them names ("新桥机场", "杭州东站")
+_SITES = {"机场", "车站", "火车站", "高铁站", "医院", "学校", "小学", "中学", "大学", "公园", "广场", "商场", "体育馆", "图书馆"}
 
 
 _PLACE_DEMONSTRATIVES = {"这里", "这边", "这儿", "那里", "那边", "那儿"}

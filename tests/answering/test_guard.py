@@ -128,6 +128,28 @@ class TestAnswerability:
             ("信访局局长是哪位？", "person"),
             ("公办幼儿园一学期保育费大概要交多少？", "amount"),
             ("新建的便民停车场停车费怎么收？", "amount"),
+            ("社区食堂怎么收费？能办月卡吗？", "amount"),
+            ("新的体育馆啥时候能开放？", "schedule"),
+            ("文化馆的新展厅正式开放是哪一天？", "schedule"),
+            ("社保窗口在政务中心几楼？", "address"),
+            ("坐地铁去图书城要在哪站下？", "address"),
+            ("想学书法，去哪个社区活动中心比较好？", "site"),
+            ("两家养老院哪家更好？", "site"),
+            ("工资被拖欠了，去哪个部门投诉？", "contact"),
+            ("街道办的电话能告诉我吗？", "contact"),
+            ("办营业执照需要带哪些材料？", "procedure"),
+            ("开个早餐摊要办哪些手续？", "procedure"),
+            ("申请廉租房整个流程是什么？", "procedure"),
+            ("网格员叫啥？", "person"),
+            ("去年全区新增了多少家企业？", "after_adoption"),
+            ("截至目前全区建了多少个充电站？", "after_adoption"),
+            ("这个周末社区有没有义诊？", "real_time"),
+            ("政务大厅现在排队吗？", "real_time"),
+            ("到现在为止，全区建成了多少个口袋公园？", "after_adoption"),
+            ("截至目前，一共装了多少部电梯？", "after_adoption"),
+            ("我们家那栋楼是不是在这次旧改范围里？", "personal"),
+            ("我不是本地户口，孩子能在这边上公办初中吗？", "personal"),
+            ("会不会有直达庐江医院的公交？", "other_place"),
             ("社区服务中心的地址在哪里？坐几路公交能到？", "address"),
             ("Where exactly is the district cultural centre located?", "address"),
             ("小区改造具体什么时候进场施工？", "schedule"),
@@ -161,6 +183,10 @@ class TestAnswerability:
         assert "肥东县" in judge.plan_text
         assert judge.unknown_to_plan("瑶海区和肥东县等东部地区怎么分工协作？") is None
         assert judge.unknown_to_plan("合肥市的东部新中心怎么建？") is None
+        assert judge.unknown_to_plan("我在外地打了几年工，今年回瑶海找工作，区里有什么帮助？") is None  # 回瑶海: one word to jieba
+        # whether one may apply, asked as what the plan says, is about the plan
+        assert judge.answer_types("我家老楼没电梯，规划说能申请加装电梯吗？") == []
+        assert judge.answer_types("我家老楼没电梯，我能申请加装电梯吗？") == ["personal"]
         # jieba tags common words that end like an area as places: they are not another area's affairs
         for own in ("城市的绿化以后怎么搞？", "上市的企业区里有什么奖励？", "老城区的小巷子以后会改造吗？"):
             assert judge.unknown_to_plan(own) is None, own
