@@ -54,9 +54,10 @@ _ANSWER_TYPES: dict[str, tuple[str, str]] = {
         r"地址|门牌|具体位置|坐几路|几路(公交|车)|几楼|几层|哪一?层|哪栋|哪一?站(下|换乘|上)|在哪站|哪个出口|where\s+(exactly\s+)?is\b.{0,60}\blocated|\baddress\b",
         r"\d+\s*号(?!线)|位于|坐落",  # a street address; a plan names roads, not where an office sits
     ),
+    # which one is better or best ("哪个公园最适合小朋友"): the plan names sites, it does not rank them
+    "best": (r"哪(个|家|所|一个|一家|一所)\S{0,6}(更|最)(好|适合|合适|靠谱|方便)", r"(?!)"),
     "site": (
         r"哪所|哪家|哪个\S{0,4}(学校|小学|中学|幼儿园|医院|小区|公园|地方|中心|养老院)|哪一?条(线|路|街|地铁|公交)"
-        r"|哪(个|家|所)(更|最)(好|合适|靠谱)"
         r"|which\s+(school|hospital|clinic|park|line|route|bus|metro|subway)",
         r"(?!)",  # a proper name of the kind asked: site_evidence()
     ),
@@ -125,6 +126,7 @@ _NAMED = (
 _INDEFINITE_BEFORE = re.compile(r"(万一|担心|怕|要是|如果|假如|哪怕|不管|无论|说不定|总有)\S{0,2}$")
 
 
+# A question framed as what the plan says ("规划说能申请…吗") asks about the plan, not about one's own case.
 _ABOUT_THE_PLAN = re.compile(r"规划(里|中|上)?(说|讲|写|提到|提出|有没有说)")
 
 
@@ -172,6 +174,7 @@ _EXPLAIN = {
     "person": "具体人员或职务人选",
     "address": "具体地址或怎么到达",
     "site": "具体是哪一所学校、医院、场所或哪条线路",
+    "best": "哪一个更好、最合适之类的比较和推荐",
     "contact": "联系电话、投诉热线或受理部门",
     "procedure": "具体办理流程、所需材料或办理地点",
     "forecast": "价格走势预测或个人买卖、投资建议",
@@ -191,6 +194,7 @@ _EXPLAIN_EN = {
     "person": "who holds an office",
     "address": "street addresses or directions",
     "site": "which particular school, hospital, site or route",
+    "best": "which one is better or best",
     "contact": "phone numbers, hotlines or which office handles complaints",
     "procedure": "application procedures, required documents or where to apply",
     "forecast": "market forecasts or advice on buying and investing",
@@ -493,7 +497,7 @@ def _place_names(question: str) -> list[str]:
     return names
 
 
-# Kinds of site that a place name before them names ("新桥机场", "杭州东站")
+# Kinds of site that a place name before them names ("新桥" + "机场", "庐江" + "医院")
 _SITES = {"机场", "车站", "火车站", "高铁站", "医院", "学校", "小学", "中学", "大学", "公园", "广场", "商场", "体育馆", "图书馆"}
 
 

@@ -134,7 +134,8 @@ class TestAnswerability:
             ("社保窗口在政务中心几楼？", "address"),
             ("坐地铁去图书城要在哪站下？", "address"),
             ("想学书法，去哪个社区活动中心比较好？", "site"),
-            ("两家养老院哪家更好？", "site"),
+            ("两家养老院哪家更好？", "best"),
+            ("周末带孩子去哪个公园最合适？", "best"),
             ("工资被拖欠了，去哪个部门投诉？", "contact"),
             ("街道办的电话能告诉我吗？", "contact"),
             ("办营业执照需要带哪些材料？", "procedure"),
@@ -309,7 +310,7 @@ class TestAnswerability:
         assert judge.run("孩子能上哪所学校？", [schools], schools.unit.sentences).answerable
         category = _hit(0.9, 12, "实现全区中小学校、幼儿园安全防护全覆盖。")  # a category names no school
         v = judge.run("哪所小学最好？", [category], category.unit.sentences)
-        assert (v.answerable, v.reason) == (False, "site")
+        assert (v.answerable, v.reason) == (False, "best")  # which is best: the plan ranks none
 
     def test_a_count_is_answered_by_a_number_of_things(self, judge: AnswerabilityJudge) -> None:
         built = _hit(0.9, 12, "新建12个社区食堂。")
