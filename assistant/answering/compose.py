@@ -161,8 +161,9 @@ def invented_numbers(draft: str, query: Query, hits: list[Hit]) -> list[str]:
     """The numbers in ``draft`` that occur in neither the question (as asked or rewritten) nor the units
     shown to the model (``prompt_hits``, their whole text): "一个年级有24个班", "进出口额为10亿美元" when the
     plan gives no such figure. A figure the plan writes in Chinese numerals counts as shown in digits
-    ("二〇三五" → 2035, "千亿" → 1000), a part of a shown number counts as shown ("1335" holds "13"), and an
-    article number ("第23条", "Articles 19 and 36") is a reference, not a figure."""
+    ("二〇三五" → 2035, "千亿" → 1000), a part of a shown number counts as shown ("1335" holds "13"), but an
+    amount with a magnitude ("10亿", "十亿") only by its value, and an article number ("第23条", "Articles 19
+    and 36") is a reference, not a figure."""
     shown_text = " ".join([query.question, query.standalone, *(h.unit.text for h in prompt_hits(hits))])
     seen = written_numbers(shown_text)
     draft = without_article_references(clean_generated(draft))
