@@ -21,7 +21,7 @@ from assistant.answering.guard import QuestionGuard
 from assistant.answering.prompt import Drafter
 from assistant.answering.refusals import Refusals
 from assistant.answering.resources import Progress, Resources
-from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, plan_names, search_request
+from assistant.answering.rewrite import FollowUpRewriter, QueryTranslator, last_user_turn, plan_names, search_request
 from assistant.answering.timing import Timer
 from assistant.config import MODES, Settings
 from assistant.errors import GenerationError, InvalidInputError
@@ -123,7 +123,7 @@ class Assistant:
         yield StreamEvent("status", text="正在检索规划原文…")
         # Rewrite and retrieval read the conversation in the plan's script (a traditional turn was copied as is).
         turns = self.guard.trusted([ChatTurn(t.role, to_simplified(t.content)) for t in turns])
-        standalone = FollowUpRewriter(generator).run(simplified, turns)
+        standalone = FollowUpRewriter().run(simplified, turns)
         english = standalone if language == "en" else ""
         if english:  # the plan is Chinese: an English question is searched with a Chinese rendering
             standalone = QueryTranslator(generator, names=plan_names(self.documents)).run(standalone)
@@ -139,7 +139,7 @@ class Assistant:
                 yield self._final(refusal, [], timer)
                 return
         standalone, context = search_request(simplified, standalone, turns) if not english else (standalone, [])
-        query = Query(question, standalone, language, mode, english)
+        query = Query(question, standalone, language, mode, english, last_user_turn(context) or "")
         timer.mark("rewrite_ms")
         hits = self.retriever().run(standalone, history=context, k=self.settings.top_k)
         timer.mark("retrieval_ms")

@@ -148,11 +148,13 @@ def build_prompt(
     mode: str,
     scored: list[ScoredSentence] | None = None,
     plan_name: str = "",
+    *,
+    previous: str = "",
 ) -> tuple[list[Message], list[Quote]]:
     """[system: the rules + the top unit whole + the default style, user: other units' best sentences (if
-    any, back to back: see ``secondary_quotes``) + the question + a few words (or a style that differs
-    from the default)]. Everything but the last message is the same for every question on the same top
-    unit."""
+    any, back to back: see ``secondary_quotes``) + the question (after the question it follows, ``previous``,
+    if any) + a few words (or a style that differs from the default)]. Everything but the last message is
+    the same for every question on the same top unit."""
     shown = prompt_hits(hits)
     if not shown:
         head: list[Message] = [{"role": "system", "content": system_prompt(plan_name)}]
@@ -163,6 +165,8 @@ def build_prompt(
     if quotes:
         last = "其他相关原文（节选）：\n" + "".join(quote.text for quote in quotes) + "\n\n"
     style = _style(language, mode)
+    if previous:  # as its own line: joined into the question, the model answered the previous one instead
+        last += f"上一问：{previous}\n"
     last += f"问题：{question}\n{style or ASK}"
     return [*head, {"role": "user", "content": last}], quotes
 
@@ -195,7 +199,7 @@ class Drafter:
         shown = prompt_hits(hits)
         question = query.english or query.standalone
         scored = self.scorer.run(question, shown)
-        return build_prompt(question, shown, query.language, query.mode, scored, self.plan_name)
+        return build_prompt(question, shown, query.language, query.mode, scored, self.plan_name, previous=query.previous)
 
     def run(self, query: Query, hits: list[Hit]) -> Iterator[str]:
         messages, quotes = self.prompt(query, hits)

@@ -183,16 +183,32 @@ def test_follow_up_is_rewritten_before_retrieval(index_dir: Path) -> None:
 
 def test_traditional_conversation_is_rewritten_and_searched_in_simplified(index_dir: Path) -> None:
     """The plan is simplified: a traditional earlier turn reaches the rewrite simplified, so the rewrite does not
-    copy traditional characters into the search."""
+    copy traditional characters into the search; and the model is asked once, for the answer."""
     gen = ScriptedGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     history = [
         {"role": "user", "content": "區裡對幼兒園有什麼規劃？"},
         {"role": "assistant", "content": "第十六條提出及時做好幼兒園的設點佈局。"},
     ]
-    make(index_dir, gen).ask("那高中呢？", history=history)
-    rewrites = [m for m in gen.calls if "改写" in m[0]["content"]]
-    assert rewrites, "the follow-up goes through the model's rewrite"
-    assert "上一问：区里对幼儿园有什么规划？" in rewrites[0][-1]["content"]
+    answer = make(index_dir, gen).ask("那高中呢？", history=history)
+    assert answer.standalone_question == "区里对高中有什么规划？"
+    assert len(gen.calls) == 1 and "问题：区里对高中有什么规划？" in gen.calls[0][-1]["content"]
+
+
+def test_a_follow_up_asked_as_it_is_shows_the_model_the_question_it_follows(index_dir: Path) -> None:
+    """A follow-up that no frame turns into a whole question is searched as asked, with the conversation
+    mixed in; the prompt shows the previous question on its own line before it, so "这个产业" has a referent."""
+    gen = ScriptedGenerator("规划提出要加强养老机构安全监管。")
+    history = [
+        {"role": "user", "content": "规划对养老服务体系怎么安排？"},
+        {"role": "assistant", "content": "第十九条提出……"},
+    ]
+    answer = make(index_dir, gen).ask("这方面的安全有人管吗？", history=history)
+    assert answer.standalone_question == "这方面的安全有人管吗？"
+    prompt = gen.calls[0][-1]["content"]
+    assert "上一问：规划对养老服务体系怎么安排？\n问题：这方面的安全有人管吗？" in prompt
+    alone = ScriptedGenerator("规划提出要加强养老机构安全监管。")
+    make(index_dir, alone).ask("规划对养老机构安全监管有什么要求？")
+    assert "上一问" not in alone.calls[0][-1]["content"]
 
 
 def test_malformed_history_is_ignored(index_dir: Path) -> None:

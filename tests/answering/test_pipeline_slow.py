@@ -82,7 +82,7 @@ def test_llm_answer_streams_and_every_citation_verifies(small_llm: Assistant) ->
     assert answer.timings_ms["excerpts_ms"] <= answer.timings_ms["total_ms"]
 
 
-def test_llm_rewrites_follow_up(small_llm: Assistant) -> None:
+def test_follow_up_is_answered_about_its_new_topic(small_llm: Assistant) -> None:
     history = [{"role": "user", "content": "区里对幼儿园有什么规划？"}]
     answer = small_llm.ask("那高中呢？", history=history)
     assert "高中" in answer.standalone_question

@@ -43,6 +43,14 @@ def test_prefix_is_the_same_for_two_questions_on_the_same_unit(retriever: Retrie
     assert [m["role"] for m in a] == ["system", "user"]
 
 
+def test_the_question_a_follow_up_follows_is_a_line_of_the_last_message(retriever: Retriever) -> None:
+    hits = hits_for(retriever, "这方面的安全有人管吗？")
+    plain = build_prompt("这方面的安全有人管吗？", hits, "zh-Hans", "resident", plan_name=PLAN)[0]
+    after = build_prompt("这方面的安全有人管吗？", hits, "zh-Hans", "resident", plan_name=PLAN, previous="规划对养老服务怎么安排？")[0]
+    assert after[:-1] == plain[:-1]  # the cached prefix is the same
+    assert after[-1]["content"] == plain[-1]["content"].replace("问题：", "上一问：规划对养老服务怎么安排？\n问题：", 1)
+
+
 def test_question_and_style_only_in_the_last_message(retriever: Retriever) -> None:
     question = "规划对养老服务体系怎么安排？"
     hits = hits_for(retriever, question)

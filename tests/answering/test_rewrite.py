@@ -36,17 +36,6 @@ def test_rule_rewrite_without_frame_prefixes_previous_question() -> None:
     assert "1335" in out and "五个主体" in out
 
 
-def test_model_rewrite_is_used_when_sensible() -> None:
-    gen = ScriptedGenerator("区里对高中教育有什么规划？")
-    assert FollowUpRewriter(gen).run("那高中呢？", KINDERGARTEN) == "区里对高中教育有什么规划？"
-    assert len(gen.calls) == 1
-
-
-def test_unusable_model_rewrite_falls_back_to_rules() -> None:
-    gen = ScriptedGenerator("好的，我来帮你改写这个问题。首先我们需要理解上下文。" * 3)
-    assert FollowUpRewriter(gen).run("那高中呢？", KINDERGARTEN) == "区里对高中有什么规划？"
-
-
 PARKING = [ChatTurn("user", "停车难有解决办法吗？"), ChatTurn("assistant", "第15条提出建设一批便民停车场。")]
 
 
