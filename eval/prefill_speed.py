@@ -23,6 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FTYPES = {"Q8_0": 7, "Q4_0": 2}
 
+QUANTIZE = r"""
+import sys
+import llama_cpp
+params = llama_cpp.llama_cpp.llama_model_quantize_default_params()
+params.nthread, params.ftype, params.allow_requantize = 2, int(sys.argv[3]), True
+sys.exit(llama_cpp.llama_cpp.llama_model_quantize(sys.argv[1].encode(), sys.argv[2].encode(), params))
+"""
+
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[5])
@@ -61,15 +69,13 @@ def main() -> int:
         print(f"no model at {model}: run ./scripts/start once (it installs the shipped model)", file=sys.stderr)
         return 2
     plan = next((ROOT / "corpus").glob("*.txt"))
-    import llama_cpp
-
     variants: list[tuple[str, Path, bool]] = [("Q4_K_M", model, False), ("Q4_K_M repacked", model, True)]
     made: list[Path] = []
     for name, ftype in FTYPES.items():
         target = Path(args.work) / f"prefill-speed-{name}.gguf"
-        params = llama_cpp.llama_cpp.llama_model_quantize_default_params()
-        params.nthread, params.ftype, params.allow_requantize = 2, ftype, True
-        if llama_cpp.llama_cpp.llama_model_quantize(str(model).encode(), str(target).encode(), params) != 0:
+        # In a subprocess: llama.cpp prints every tensor it converts.
+        run = subprocess.run([sys.executable, "-c", QUANTIZE, str(model), str(target), str(ftype)], capture_output=True, timeout=600)
+        if run.returncode != 0:
             print(f"could not requantise to {name}", file=sys.stderr)
             continue
         made.append(target)
