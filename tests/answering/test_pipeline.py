@@ -186,12 +186,12 @@ def test_traditional_conversation_is_rewritten_and_searched_in_simplified(index_
     copy traditional characters into the search; and the model is asked once, for the answer."""
     gen = ScriptedGenerator("规划提出要加强养老机构安全监管，确保养老机构安全平稳运行。")
     history = [
-        {"role": "user", "content": "區裡對幼兒園有什麼規劃？"},
-        {"role": "assistant", "content": "第十六條提出及時做好幼兒園的設點佈局。"},
+        {"role": "user", "content": "區裡對小學有什麼規劃？"},
+        {"role": "assistant", "content": "第十六條提出……"},
     ]
-    answer = make(index_dir, gen).ask("那高中呢？", history=history)
-    assert answer.standalone_question == "区里对高中有什么规划？"
-    assert len(gen.calls) == 1 and "问题：区里对高中有什么规划？" in gen.calls[0][-1]["content"]
+    answer = make(index_dir, gen).ask("那初中呢？", history=history)
+    assert answer.standalone_question == "区里对初中有什么规划？"
+    assert len(gen.calls) == 1 and "问题：区里对初中有什么规划？" in gen.calls[0][-1]["content"]
 
 
 def test_a_follow_up_asked_as_it_is_shows_the_model_the_question_it_follows(index_dir: Path) -> None:

@@ -6,34 +6,35 @@ from assistant.text.dialogue import needs_context
 
 from conftest import CORPUS_DIR, ScriptedGenerator
 
-KINDERGARTEN = [
-    ChatTurn("user", "区里对幼儿园有什么规划？"),
-    ChatTurn("assistant", "第16条提出要及时做好幼儿园设点布局。"),
+# Made-up conversations (not the dev set's): the rules are about the shape of a follow-up, not its words.
+PRIMARY = [
+    ChatTurn("user", "区里对小学有什么规划？"),
+    ChatTurn("assistant", "第16条提出……"),
 ]
 
 
 def test_no_history_keeps_the_question() -> None:
-    assert FollowUpRewriter().run("那高中呢？", []) == "那高中呢？"
+    assert FollowUpRewriter().run("那初中呢？", []) == "那初中呢？"
 
 
 def test_standalone_question_is_not_rewritten() -> None:
-    q = "规划对新建民用建筑按绿色建筑标准设计建造提出了多大比例的要求？"
-    assert FollowUpRewriter().run(q, KINDERGARTEN) == q
+    q = "规划对老旧小区改造提出了哪些要求？"
+    assert FollowUpRewriter().run(q, PRIMARY) == q
 
 
 def test_rule_rewrite_swaps_topic_into_previous_frame() -> None:
-    assert FollowUpRewriter().run("那高中呢？", KINDERGARTEN) == "区里对高中有什么规划？"
-    assert rule_rewrite("中医这块呢？", "规划里对看病难有啥措施？") == "规划里对中医有啥措施？"
+    assert FollowUpRewriter().run("那初中呢？", PRIMARY) == "区里对初中有什么规划？"
+    assert rule_rewrite("体育这块呢？", "规划里对文化设施有啥措施？") == "规划里对体育有啥措施？"
 
 
 def test_rule_rewrite_keeps_the_rest_of_the_follow_up() -> None:
-    out = rule_rewrite("那水呢？哪几条河要保证达标？", "规划对土壤污染是怎么说的？")
-    assert out.startswith("规划对水") and out.endswith("哪几条河要保证达标？")
+    out = rule_rewrite("那空气呢？哪些指标要达标？", "规划对噪声污染是怎么说的？")
+    assert out.startswith("规划对空气") and out.endswith("哪些指标要达标？")
 
 
 def test_rule_rewrite_without_frame_prefixes_previous_question() -> None:
-    out = rule_rewrite("那五个主体具体是哪五个？", "瑶海区的“1335”养老服务体系是什么意思？")
-    assert "1335" in out and "五个主体" in out
+    out = rule_rewrite("那三个片区具体是哪三个？", "瑶海区的“一带三区”是什么意思？")
+    assert "一带三区" in out and "三个片区" in out
 
 
 PARKING = [ChatTurn("user", "停车难有解决办法吗？"), ChatTurn("assistant", "第15条提出建设一批便民停车场。")]
@@ -67,8 +68,8 @@ def test_an_elliptical_follow_up_keeps_the_previous_question_as_its_frame() -> N
 
 
 def test_traditional_follow_up_is_detected() -> None:
-    assert needs_context("那高中呢？") and needs_context("這個呢") and not needs_context(
-        "瑶海区建筑业总产值的目标是多少？省内、省外建筑业产值各要突破多少？"
+    assert needs_context("那初中呢？") and needs_context("這個呢") and not needs_context(
+        "瑶海区商贸服务业的目标是多少？省内、省外各要达到什么水平？"
     )
 
 
