@@ -341,7 +341,7 @@ class Query:
     language: str  # zh-Hans | zh-Hant | en
     mode: str  # resident | hotline
     english: str = ""  # the English question itself, when the user wrote English
-    previous: str = ""  # the conversation's last question, when this one leans on it and is asked as it is
+    previous: str = ""  # the conversation's last question, for a question asked in one and not rewritten
 
 
 @dataclass
